@@ -1,0 +1,323 @@
+// Package cache is modelgate's content-addressed disk cache.
+//
+// Layout under the root directory (see docs/cache.md):
+//
+//	blobs/sha256/<hex>                 verified blobs, read-only, written once
+//	ingest/<hex>.partial               a download in progress
+//	ingest/model-<hex>-*/              a model directory being assembled
+//	models/sha256/<manifest-hex>/      the model as the runtime sees it
+//	models/sha256/<manifest-hex>.json  what the directory holds and where it came from
+//
+// A blob becomes visible only by rename after its size and digest are
+// verified; a model directory only by rename after every file is in place,
+// and it counts as present only once its .json record is written. Files of a
+// model are hard links to blobs, so a blob shared by two models is stored once
+// and the files a runtime reads never change under it.
+//
+// A Cache is safe for use by several goroutines of one process. Callers must
+// not write the same blob concurrently from one process (the fetcher
+// deduplicates by digest); sharing one directory between processes is not
+// supported yet.
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Cache is a disk cache rooted at one directory.
+type Cache struct {
+	root     string
+	maxBytes int64
+}
+
+// File is one file of a model directory, backed by one blob.
+type File struct {
+	Path   string        `json:"path"` // slash-separated, relative to the model directory
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
+}
+
+// Model is a complete model directory in the cache.
+type Model struct {
+	Digest   digest.Digest `json:"digest"`    // manifest digest
+	Refs     []string      `json:"refs"`      // references that resolved to Digest
+	Files    []File        `json:"files"`     // every file of the directory
+	MainFile string        `json:"main_file"` // path of the main weights file, relative
+	Size     int64         `json:"size"`      // sum of file sizes
+	Created  time.Time     `json:"created"`
+
+	// Dir is the absolute path of the model directory (not stored).
+	Dir string `json:"-"`
+}
+
+// MainFilePath is the absolute path of the main weights file, or "" if the
+// model has none.
+func (m *Model) MainFilePath() string {
+	if m.MainFile == "" {
+		return ""
+	}
+	return filepath.Join(m.Dir, filepath.FromSlash(m.MainFile))
+}
+
+// Open creates the layout under root if needed and returns the cache.
+// maxBytes is the byte budget; 0 means no limit.
+func Open(root string, maxBytes int64) (*Cache, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", root, err)
+	}
+	for _, d := range []string{"blobs/sha256", "ingest", "models/sha256"} {
+		if err := os.MkdirAll(filepath.Join(abs, filepath.FromSlash(d)), 0o755); err != nil {
+			return nil, fmt.Errorf("open cache %s: %w", abs, err)
+		}
+	}
+	return &Cache{root: abs, maxBytes: maxBytes}, nil
+}
+
+// Root is the cache's root directory.
+func (c *Cache) Root() string { return c.root }
+
+// BlobPath is where the verified blob d lives (whether or not it exists).
+func (c *Cache) BlobPath(d digest.Digest) string {
+	return filepath.Join(c.root, "blobs", string(d.Algorithm()), d.Encoded())
+}
+
+// HasBlob reports whether the verified blob d of the given size is present.
+func (c *Cache) HasBlob(d digest.Digest, size int64) bool {
+	fi, err := os.Stat(c.BlobPath(d))
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == size
+}
+
+// CheckFits refuses a model of size bytes that exceeds the byte budget.
+func (c *Cache) CheckFits(size int64) error {
+	if c.maxBytes > 0 && size > c.maxBytes {
+		return fmt.Errorf("check cache budget: model needs %d bytes, budget is %d: %w", size, c.maxBytes, ErrTooLarge)
+	}
+	return nil
+}
+
+// WriteBlob streams r into the cache as the blob d of the given size. It
+// hashes while writing and makes the blob visible only when the size and the
+// digest match; otherwise it deletes what it wrote and returns an error
+// wrapping ErrDigestMismatch. A blob already present is success. Nothing
+// proportional to the blob's size is held in memory. The caller closes r.
+func (c *Cache) WriteBlob(ctx context.Context, d digest.Digest, size int64, r io.Reader) (err error) {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("write blob %s: %w", d, err)
+	}
+	if c.HasBlob(d, size) {
+		return nil
+	}
+	partial := filepath.Join(c.root, "ingest", d.Encoded()+".partial")
+	f, err := os.OpenFile(partial, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("write blob %s: %w", d, err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			os.Remove(partial)
+		}
+	}()
+	verifier := d.Verifier()
+	// Read one byte past the size so that an over-long body is caught.
+	n, err := io.Copy(io.MultiWriter(f, verifier), io.LimitReader(contextReader{ctx, r}, size+1))
+	if err != nil {
+		return fmt.Errorf("write blob %s: %w", d, err)
+	}
+	if n != size {
+		return fmt.Errorf("write blob %s: got %d bytes, descriptor says %d: %w", d, n, size, ErrDigestMismatch)
+	}
+	if !verifier.Verified() {
+		return fmt.Errorf("write blob %s: content hashes to a different digest: %w", d, ErrDigestMismatch)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write blob %s: %w", d, err)
+	}
+	if err := f.Close(); err != nil {
+		f = nil
+		return fmt.Errorf("write blob %s: %w", d, err)
+	}
+	f = nil
+	if err := os.Chmod(partial, 0o444); err != nil {
+		return fmt.Errorf("write blob %s: %w", d, err)
+	}
+	if err := os.Rename(partial, c.BlobPath(d)); err != nil {
+		return fmt.Errorf("write blob %s: %w", d, err)
+	}
+	return syncDir(filepath.Dir(c.BlobPath(d)))
+}
+
+// Model returns the complete model directory for manifest digest d, or an
+// error wrapping ErrModelNotFound.
+func (c *Cache) Model(d digest.Digest) (*Model, error) {
+	data, err := os.ReadFile(c.modelRecordPath(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read model %s: %w", d, ErrModelNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read model %s: %w", d, err)
+	}
+	var m Model
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("read model %s: corrupt record: %w", d, err)
+	}
+	m.Dir = c.modelDir(d)
+	if fi, err := os.Stat(m.Dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("read model %s: directory missing: %w", d, ErrModelNotFound)
+	}
+	return &m, nil
+}
+
+// CommitModel lays out a model directory for manifest digest d from blobs
+// already in the cache: each file is a hard link to its blob (a copy where
+// the file system refuses links). The directory appears by rename when
+// complete; its record is written last. If the model is already present it
+// is returned unchanged.
+func (c *Cache) CommitModel(ctx context.Context, d digest.Digest, ref string, files []File, mainFile string) (*Model, error) {
+	if m, err := c.Model(d); err == nil {
+		return m, nil
+	}
+	m := &Model{Digest: d, Refs: []string{ref}, Files: files, MainFile: mainFile, Created: time.Now().UTC()}
+	for _, f := range files {
+		if err := CheckPath(f.Path); err != nil {
+			return nil, fmt.Errorf("commit model %s: %w", d, err)
+		}
+		m.Size += f.Size
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(c.root, "ingest"), "model-"+d.Encoded()+"-")
+	if err != nil {
+		return nil, fmt.Errorf("commit model %s: %w", d, err)
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("commit model %s: %w", d, err)
+		}
+		dst := filepath.Join(tmp, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, fmt.Errorf("commit model %s: %w", d, err)
+		}
+		if err := linkOrCopy(c.BlobPath(f.Digest), dst); err != nil {
+			return nil, fmt.Errorf("commit model %s: file %s: %w", d, f.Path, err)
+		}
+	}
+	dir := c.modelDir(d)
+	// A directory without a record is a leftover of an interrupted commit.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("commit model %s: %w", d, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, fmt.Errorf("commit model %s: %w", d, err)
+	}
+	if err := writeFileAtomic(c.modelRecordPath(d), m); err != nil {
+		return nil, fmt.Errorf("commit model %s: %w", d, err)
+	}
+	m.Dir = dir
+	return m, nil
+}
+
+func (c *Cache) modelDir(d digest.Digest) string {
+	return filepath.Join(c.root, "models", string(d.Algorithm()), d.Encoded())
+}
+
+func (c *Cache) modelRecordPath(d digest.Digest) string {
+	return c.modelDir(d) + ".json"
+}
+
+// CheckPath accepts a slash-separated relative path that stays inside the
+// directory it is joined to, and refuses anything else with ErrUnsafePath.
+func CheckPath(p string) error {
+	if p == "" || path.Clean(p) != p || !filepath.IsLocal(filepath.FromSlash(p)) {
+		return fmt.Errorf("file path %q: %w", p, ErrUnsafePath)
+	}
+	return nil
+}
+
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o444)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// writeFileAtomic writes v as JSON to a temporary file, syncs it and renames
+// it over path.
+func writeFileAtomic(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // a no-op once renamed
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// contextReader stops a long copy once ctx is done.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r contextReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}

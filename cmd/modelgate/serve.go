@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/modelgate/modelgate/config"
+	"github.com/modelgate/modelgate/gateway"
+)
+
+// serveCommand runs the gateway until ctx ends (SIGTERM or SIGINT), then
+// shuts down gracefully: no new connections, in-flight requests get
+// shutdown_grace to finish, then every runtime is stopped.
+func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var common commonFlags
+	common.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := common.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(common.config)
+	if err != nil {
+		return err
+	}
+	f, err := newFetcher(cfg, log)
+	if err != nil {
+		return err
+	}
+	specs, err := modelSpecs(cfg)
+	if err != nil {
+		return err
+	}
+	srv := gateway.New(gateway.Options{
+		Fleet:           gateway.NewFleet(f, specs, log),
+		MaxRequestBytes: int64(cfg.MaxRequestBytes),
+		Logger:          log,
+	})
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	log.Info("modelgate listening", "addr", l.Addr().String(), "version", versionString(), "models", len(specs), "cache", cfg.Cache.Dir)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err := <-served:
+		srv.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", cfg.ShutdownGrace.Std().String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace.Std())
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	<-served
+	if err != nil {
+		log.Warn("requests cut at the end of the grace period", "error", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/modelgate/modelgate/cache"
+	"github.com/modelgate/modelgate/config"
+	"github.com/modelgate/modelgate/fetcher"
+	"github.com/modelgate/modelgate/gateway"
+	"github.com/modelgate/modelgate/runtime"
+)
+
+// newFetcher opens the cache and a fetcher as the configuration says.
+func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) {
+	c, err := cache.Open(cfg.Cache.Dir, int64(cfg.Cache.MaxBytes))
+	if err != nil {
+		return nil, err
+	}
+	plain := map[string]bool{}
+	for host, r := range cfg.Registries {
+		plain[host] = r.PlainHTTP
+	}
+	return fetcher.New(c, fetcher.Options{
+		PlainHTTP:        plain,
+		Concurrency:      cfg.Fetch.Concurrency,
+		MaxManifestBytes: int64(cfg.Fetch.MaxManifestBytes),
+		UserAgent:        "modelgate/" + version,
+		Logger:           log,
+	}), nil
+}
+
+// modelSpecs turns the configured models into the fleet's specs.
+func modelSpecs(cfg *config.Config) ([]gateway.ModelSpec, error) {
+	var specs []gateway.ModelSpec
+	for _, m := range cfg.Models {
+		r, ok := cfg.Runtimes[m.Runtime]
+		if !ok {
+			return nil, fmt.Errorf("model %q: runtime %q not defined", m.Name, m.Runtime)
+		}
+		specs = append(specs, gateway.ModelSpec{Name: m.Name, Ref: m.Ref, Profile: profileOf(m.Runtime, r)})
+	}
+	return specs, nil
+}
+
+func profileOf(name string, r config.Runtime) runtime.Profile {
+	return runtime.Profile{
+		Name:           name,
+		Command:        r.Command,
+		Env:            r.Env,
+		HealthPath:     r.Health,
+		ReadyStatus:    r.ReadyStatus,
+		StartupTimeout: r.StartupTimeout.Std(),
+		StopSignal:     config.Signals[r.StopSignal],
+		StopTimeout:    r.StopTimeout.Std(),
+	}
+}

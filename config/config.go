@@ -1,0 +1,314 @@
+// Package config loads and validates modelgate.yaml. Every other package takes
+// the plain values it needs from the types here; none reads the file itself.
+//
+// The file is decoded strictly: an unknown key, a value of the wrong type, a
+// runtime that is not defined, a reference that does not parse or a model name
+// used twice is refused with the file, the line, the key and what is wrong.
+// docs/configuration.md documents every field.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+	"oras.land/oras-go/v2/registry"
+)
+
+// Defaults, applied by Load where the file leaves a field out.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultMaxRequestBytes = 16 << 20 // 16 MiB: room for long prompts and embedding batches.
+	DefaultShutdownGrace   = 30 * time.Second
+	DefaultHealthPath      = "/health"
+	DefaultReadyStatus     = 200
+	// DefaultStartupTimeout leaves a large model time to load from disk.
+	DefaultStartupTimeout = 5 * time.Minute
+	DefaultStopSignal     = "SIGTERM"
+	DefaultStopTimeout    = 10 * time.Second
+	// DefaultFetchConcurrency is how many layers are downloaded at once, as in
+	// oras-go's and go-containerregistry's defaults.
+	DefaultFetchConcurrency = 4
+	// DefaultMaxManifestBytes matches oras-go's cap on manifests (4 MiB).
+	DefaultMaxManifestBytes = 4 << 20
+)
+
+// Config is the whole of modelgate.yaml.
+type Config struct {
+	// Listen is the address the gateway serves on.
+	Listen string `yaml:"listen"`
+	// MaxRequestBytes caps the body of an OpenAI-style request (the gateway
+	// reads it to find the model name).
+	MaxRequestBytes ByteSize `yaml:"max_request_bytes"`
+	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// Models are the names clients ask for, each bound to a reference.
+	Models []Model `yaml:"models"`
+	// Runtimes are the process profiles models run under, by name.
+	Runtimes map[string]Runtime `yaml:"runtimes"`
+	// Cache is the disk cache of blobs and model directories.
+	Cache Cache `yaml:"cache"`
+	// Registries holds per-registry settings, keyed by host[:port].
+	Registries map[string]Registry `yaml:"registries"`
+	// Fetch tunes downloads.
+	Fetch Fetch `yaml:"fetch"`
+
+	// File is the path the configuration was read from.
+	File string `yaml:"-"`
+}
+
+// Model binds a client-visible name to an OCI reference and a runtime.
+type Model struct {
+	// Name is what clients put in "model" or in /models/{name}/....
+	Name string `yaml:"name"`
+	// Ref is registry/repository:tag or registry/repository@sha256:....
+	Ref string `yaml:"ref"`
+	// Runtime names an entry of Config.Runtimes.
+	Runtime string `yaml:"runtime"`
+}
+
+// Runtime is a process profile: how to start a runtime for a model and how to
+// tell when it is ready.
+type Runtime struct {
+	// Command is the argv, each element a Go template with the fields
+	// {{.ModelDir}}, {{.ModelFile}}, {{.Port}} and {{.Host}}.
+	Command []string `yaml:"command"`
+	// Env adds environment variables (values are templates too).
+	Env map[string]string `yaml:"env"`
+	// Health is the path polled until it answers ReadyStatus.
+	Health string `yaml:"health"`
+	// ReadyStatus is the HTTP status that means ready.
+	ReadyStatus int `yaml:"ready_status"`
+	// StartupTimeout bounds the time from start to ready.
+	StartupTimeout Duration `yaml:"startup_timeout"`
+	// StopSignal is sent to the process group to stop it (SIGTERM or SIGINT).
+	StopSignal string `yaml:"stop_signal"`
+	// StopTimeout is how long to wait after StopSignal before SIGKILL.
+	StopTimeout Duration `yaml:"stop_timeout"`
+}
+
+// Cache configures the disk cache.
+type Cache struct {
+	// Dir is the cache root (blobs/, models/, ingest/ under it).
+	Dir string `yaml:"dir"`
+	// MaxBytes is the byte budget; 0 means no limit.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+}
+
+// Registry holds the settings of one registry host.
+type Registry struct {
+	// PlainHTTP talks HTTP instead of HTTPS (local and test registries).
+	PlainHTTP bool `yaml:"plain_http"`
+}
+
+// Fetch tunes the puller.
+type Fetch struct {
+	// Concurrency is how many layers download at once.
+	Concurrency int `yaml:"concurrency"`
+	// MaxManifestBytes refuses larger manifests before reading them.
+	MaxManifestBytes ByteSize `yaml:"max_manifest_bytes"`
+}
+
+// TemplateData holds the values a runtime command template may use.
+type TemplateData struct {
+	ModelDir  string // the model directory in the cache
+	ModelFile string // the main weights file (the largest, or the one the format marks)
+	Port      int    // the port the runtime must listen on
+	Host      string // the host the runtime must bind (always 127.0.0.1)
+}
+
+// Load reads, decodes strictly, fills defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on bytes already read; name is used in error messages.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	cfg := &Config{File: name}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	cfg.applyDefaults()
+	if err := cfg.validate(&root); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = Duration(DefaultShutdownGrace)
+	}
+	for name, rt := range c.Runtimes {
+		if rt.Health == "" {
+			rt.Health = DefaultHealthPath
+		}
+		if rt.ReadyStatus == 0 {
+			rt.ReadyStatus = DefaultReadyStatus
+		}
+		if rt.StartupTimeout == 0 {
+			rt.StartupTimeout = Duration(DefaultStartupTimeout)
+		}
+		if rt.StopSignal == "" {
+			rt.StopSignal = DefaultStopSignal
+		}
+		if rt.StopTimeout == 0 {
+			rt.StopTimeout = Duration(DefaultStopTimeout)
+		}
+		c.Runtimes[name] = rt
+	}
+	if c.Cache.Dir == "" {
+		c.Cache.Dir = defaultCacheDir()
+	}
+	if c.Fetch.Concurrency == 0 {
+		c.Fetch.Concurrency = DefaultFetchConcurrency
+	}
+	if c.Fetch.MaxManifestBytes == 0 {
+		c.Fetch.MaxManifestBytes = DefaultMaxManifestBytes
+	}
+}
+
+// defaultCacheDir is $XDG_CACHE_HOME/modelgate (~/.cache/modelgate), falling
+// back to /var/cache/modelgate where the user has no cache directory.
+func defaultCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "modelgate")
+	}
+	return "/var/cache/modelgate"
+}
+
+// modelNamePattern keeps names usable as one path segment of /models/{name}/.
+var modelNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
+
+// Signals maps the stop_signal names accepted in the file to signals.
+var Signals = map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT, "SIGQUIT": syscall.SIGQUIT, "SIGKILL": syscall.SIGKILL}
+
+func (c *Config) validate(root *yaml.Node) error {
+	var errs []error
+	fail := func(path []any, format string, args ...any) {
+		errs = append(errs, &Error{File: c.File, Line: lineOf(root, path...), Key: keyString(path), Msg: fmt.Sprintf(format, args...)})
+	}
+	if len(c.Models) == 0 {
+		fail([]any{"models"}, "at least one model is required")
+	}
+	seen := map[string]int{}
+	for i, m := range c.Models {
+		switch {
+		case m.Name == "":
+			fail([]any{"models", i, "name"}, "is required")
+		case !modelNamePattern.MatchString(m.Name):
+			fail([]any{"models", i, "name"}, "%q is not a valid model name (letters, digits and . _ : - only, no slash)", m.Name)
+		}
+		if first, dup := seen[m.Name]; dup && m.Name != "" {
+			fail([]any{"models", i, "name"}, "duplicate model name %q (first defined at models[%d])", m.Name, first)
+		} else {
+			seen[m.Name] = i
+		}
+		if err := checkReference(m.Ref); err != nil {
+			fail([]any{"models", i, "ref"}, "%v", err)
+		}
+		if m.Runtime == "" {
+			fail([]any{"models", i, "runtime"}, "is required")
+		} else if _, ok := c.Runtimes[m.Runtime]; !ok {
+			fail([]any{"models", i, "runtime"}, "runtime %q is not defined under runtimes (defined: %s)", m.Runtime, strings.Join(c.runtimeNames(), ", "))
+		}
+	}
+	for _, name := range c.runtimeNames() {
+		rt := c.Runtimes[name]
+		if len(rt.Command) == 0 {
+			fail([]any{"runtimes", name, "command"}, "is required")
+		}
+		for i, arg := range rt.Command {
+			if _, err := RenderTemplate(arg, sampleTemplateData); err != nil {
+				fail([]any{"runtimes", name, "command", i}, "%v", err)
+			}
+		}
+		for k, v := range rt.Env {
+			if _, err := RenderTemplate(v, sampleTemplateData); err != nil {
+				fail([]any{"runtimes", name, "env", k}, "%v", err)
+			}
+		}
+		if !strings.HasPrefix(rt.Health, "/") {
+			fail([]any{"runtimes", name, "health"}, "%q must be a path starting with /", rt.Health)
+		}
+		if rt.ReadyStatus < 100 || rt.ReadyStatus > 599 {
+			fail([]any{"runtimes", name, "ready_status"}, "%d is not an HTTP status", rt.ReadyStatus)
+		}
+		if _, ok := Signals[rt.StopSignal]; !ok {
+			fail([]any{"runtimes", name, "stop_signal"}, "%q is not one of SIGTERM, SIGINT, SIGQUIT, SIGKILL", rt.StopSignal)
+		}
+	}
+	for host := range c.Registries {
+		if host == "" || strings.ContainsAny(host, "/ ") {
+			fail([]any{"registries", host}, "%q is not a registry host[:port]", host)
+		}
+	}
+	if c.Fetch.Concurrency < 0 {
+		fail([]any{"fetch", "concurrency"}, "must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) runtimeNames() []string {
+	names := make([]string, 0, len(c.Runtimes))
+	for n := range c.Runtimes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// checkReference accepts registry/repository:tag and registry/repository@digest.
+func checkReference(ref string) error {
+	if ref == "" {
+		return errors.New("is required")
+	}
+	r, err := registry.ParseReference(ref)
+	if err != nil {
+		return fmt.Errorf("%q is not a valid reference (want registry/repository:tag or registry/repository@sha256:...): %w", ref, err)
+	}
+	if r.Reference == "" {
+		return fmt.Errorf("%q names no tag or digest: add :TAG or @sha256:DIGEST", ref)
+	}
+	return nil
+}
+
+var sampleTemplateData = TemplateData{ModelDir: "/cache/models/sha256/0", ModelFile: "/cache/models/sha256/0/model.gguf", Port: 1, Host: "127.0.0.1"}
+
+// RenderTemplate executes one command or env template with data.
+func RenderTemplate(text string, data TemplateData) (string, error) {
+	t, err := template.New("arg").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return "", fmt.Errorf("template %q: %w", text, err)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", fmt.Errorf("template %q (fields: .ModelDir .ModelFile .Port .Host): %w", text, err)
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,269 @@
+// Package fetcher pulls model artifacts from OCI registries into the cache.
+//
+// A pull resolves a reference to a manifest digest, reads the manifest with a
+// size cap, downloads the layers that are not yet cached in parallel (each
+// byte digest-verified by the cache while it streams) and lays the files out
+// as a model directory. Concurrent pulls of one manifest, and concurrent
+// downloads of one blob, share a single download (singleflight by digest).
+package fetcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/credentials"
+	"oras.land/oras-go/v2/registry/remote/retry"
+
+	"github.com/modelgate/modelgate/cache"
+)
+
+// Options configure a Fetcher. Zero values take the documented defaults.
+type Options struct {
+	// PlainHTTP lists registry hosts (host[:port]) spoken to over HTTP.
+	PlainHTTP map[string]bool
+	// Concurrency is how many layers download at once (default 4).
+	Concurrency int
+	// MaxManifestBytes refuses larger manifests (default 4 MiB).
+	MaxManifestBytes int64
+	// UserAgent is sent with every request.
+	UserAgent string
+	// Logger receives pull progress (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Fetcher pulls artifacts into a cache. It is safe for concurrent use.
+type Fetcher struct {
+	cache  *cache.Cache
+	opts   Options
+	client *auth.Client
+	models singleflight.Group // by manifest digest
+	blobs  singleflight.Group // by blob digest
+}
+
+// Result describes a completed pull.
+type Result struct {
+	Model *cache.Model
+	// Downloaded is the number of blob bytes fetched from the registry for
+	// this pull; 0 when every blob was already in the cache.
+	Downloaded int64
+}
+
+// New returns a Fetcher writing into c. Credentials are read from the Docker
+// configuration (~/.docker/config.json and its credential helpers), as
+// `docker login` and `oras login` write them.
+func New(c *cache.Cache, opts Options) *Fetcher {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	if opts.MaxManifestBytes <= 0 {
+		opts.MaxManifestBytes = 4 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	client := &auth.Client{
+		Client: retry.DefaultClient,
+		Cache:  auth.NewCache(),
+		Header: http.Header{},
+	}
+	if opts.UserAgent != "" {
+		client.Header.Set("User-Agent", opts.UserAgent)
+	}
+	if store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{}); err == nil {
+		client.Credential = credentials.Credential(store)
+	} else {
+		opts.Logger.Warn("docker credentials unavailable; pulling anonymously", "error", err)
+	}
+	return &Fetcher{cache: c, opts: opts, client: client}
+}
+
+// Resolve returns the manifest descriptor that ref (registry/repo:tag or
+// registry/repo@digest) points to now.
+func (f *Fetcher) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	repo, parsed, err := f.repository(ref)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc, err := repo.Resolve(ctx, parsed.Reference)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", ref, classify(err))
+	}
+	return desc, nil
+}
+
+// Pull makes the model that ref points to present in the cache. A model
+// already cached costs one manifest HEAD (none for a digest reference).
+func (f *Fetcher) Pull(ctx context.Context, ref string) (*Result, error) {
+	_, parsed, err := f.repository(ref)
+	if err != nil {
+		return nil, err
+	}
+	if d, err := parsed.Digest(); err == nil {
+		if m, err := f.cache.Model(d); err == nil {
+			return &Result{Model: m}, nil
+		}
+	}
+	desc, err := f.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return f.PullDescriptor(ctx, ref, desc)
+}
+
+// PullDescriptor is Pull for a manifest already resolved from ref.
+func (f *Fetcher) PullDescriptor(ctx context.Context, ref string, desc ocispec.Descriptor) (*Result, error) {
+	if m, err := f.cache.Model(desc.Digest); err == nil {
+		return &Result{Model: m}, nil
+	}
+	ch := f.models.DoChan(desc.Digest.String(), func() (any, error) {
+		// The download is shared: one waiter's cancellation must not
+		// cancel it for the others.
+		return f.pull(context.WithoutCancel(ctx), ref, desc)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("pull %s: %w", ref, ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Result), nil
+	}
+}
+
+func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor) (*Result, error) {
+	// Re-check inside the flight: a pull that just finished may have
+	// committed the model between our check and this call.
+	if m, err := f.cache.Model(desc.Digest); err == nil {
+		return &Result{Model: m}, nil
+	}
+	repo, _, err := f.repository(ref)
+	if err != nil {
+		return nil, err
+	}
+	manifest, err := f.fetchManifest(ctx, repo, ref, desc)
+	if err != nil {
+		return nil, err
+	}
+	files, mainFile, err := filesOf(manifest)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	var total int64
+	for _, l := range files {
+		total += l.Size
+	}
+	if err := f.cache.CheckFits(total); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+
+	log := f.opts.Logger.With("ref", ref, "digest", desc.Digest.String())
+	log.Info("pull started", "files", len(files), "bytes", total)
+	start := time.Now()
+	var downloaded atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(f.opts.Concurrency)
+	seen := map[string]bool{}
+	for _, file := range files {
+		if seen[file.Digest.String()] || f.cache.HasBlob(file.Digest, file.Size) {
+			continue
+		}
+		seen[file.Digest.String()] = true
+		l := ocispec.Descriptor{Digest: file.Digest, Size: file.Size}
+		g.Go(func() error {
+			n, err := f.fetchBlob(gctx, repo, l)
+			downloaded.Add(n)
+			if err != nil {
+				return fmt.Errorf("pull %s: blob %s: %w", ref, l.Digest, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	m, err := f.cache.CommitModel(ctx, desc.Digest, ref, files, mainFile)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	log.Info("pull finished", "downloaded_bytes", downloaded.Load(), "seconds", time.Since(start).Seconds(), "dir", m.Dir)
+	return &Result{Model: m, Downloaded: downloaded.Load()}, nil
+}
+
+// fetchManifest reads the manifest with a hard cap; content.ReadAll checks
+// its size and digest against desc.
+func (f *Fetcher) fetchManifest(ctx context.Context, repo *remote.Repository, ref string, desc ocispec.Descriptor) (*ocispec.Manifest, error) {
+	if desc.Size > f.opts.MaxManifestBytes {
+		return nil, fmt.Errorf("fetch manifest %s: %d bytes exceeds the %d-byte cap: %w", ref, desc.Size, f.opts.MaxManifestBytes, ErrManifestTooLarge)
+	}
+	switch desc.MediaType {
+	case ocispec.MediaTypeImageManifest, mediaTypeDockerManifest:
+	default:
+		return nil, fmt.Errorf("fetch manifest %s: media type %q: %w", ref, desc.MediaType, ErrUnsupported)
+	}
+	rc, err := repo.Fetch(ctx, desc)
+	if err != nil {
+		return nil, fmt.Errorf("fetch manifest %s: %w", ref, classify(err))
+	}
+	defer rc.Close()
+	data, err := content.ReadAll(rc, desc)
+	if err != nil {
+		return nil, fmt.Errorf("fetch manifest %s: %w", ref, classify(err))
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("fetch manifest %s: %w: %w", ref, ErrUnsupported, err)
+	}
+	return &m, nil
+}
+
+// fetchBlob downloads one blob into the cache, once per digest however many
+// pulls ask for it at the same time. It returns the bytes downloaded.
+func (f *Fetcher) fetchBlob(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor) (int64, error) {
+	v, err, shared := f.blobs.Do(desc.Digest.String(), func() (any, error) {
+		if f.cache.HasBlob(desc.Digest, desc.Size) {
+			return int64(0), nil
+		}
+		rc, err := repo.Blobs().Fetch(ctx, desc)
+		if err != nil {
+			return int64(0), classify(err)
+		}
+		defer rc.Close()
+		if err := f.cache.WriteBlob(ctx, desc.Digest, desc.Size, rc); err != nil {
+			return int64(0), classify(err)
+		}
+		return desc.Size, nil
+	})
+	if shared {
+		// The bytes are counted by the pull that did the download.
+		return 0, err
+	}
+	return v.(int64), err
+}
+
+// repository returns a remote.Repository for ref with this fetcher's client.
+func (f *Fetcher) repository(ref string) (*remote.Repository, registry.Reference, error) {
+	parsed, err := registry.ParseReference(ref)
+	if err != nil {
+		return nil, registry.Reference{}, fmt.Errorf("parse reference %q: %w", ref, err)
+	}
+	repo, err := remote.NewRepository(parsed.Registry + "/" + parsed.Repository)
+	if err != nil {
+		return nil, registry.Reference{}, fmt.Errorf("parse reference %q: %w", ref, err)
+	}
+	repo.Client = f.client
+	repo.PlainHTTP = f.opts.PlainHTTP[parsed.Registry]
+	return repo, parsed, nil
+}

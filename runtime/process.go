@@ -1,0 +1,338 @@
+// Package runtime starts and stops the local inference processes that serve
+// models (llama-server, vLLM, TGI, Triton, tinyllm or any command) and
+// forwards HTTP requests to them.
+//
+// A Process is one runtime process for one model directory. Start launches it
+// on a free 127.0.0.1 port in its own process group, copies its output into
+// the log, and polls its health path until it answers the ready status.
+// Forward streams requests to it. Stop sends the profile's stop signal to the
+// group and SIGKILL after the stop timeout. The package knows nothing of
+// registries or of the gateway's HTTP API.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/modelgate/modelgate/config"
+)
+
+// Profile says how to run one kind of runtime. It is data, not code: the
+// built-in engines differ only in these values.
+type Profile struct {
+	Name           string            // the runtime's name in the configuration
+	Command        []string          // argv templates (config.TemplateData fields)
+	Env            map[string]string // extra environment, values are templates
+	HealthPath     string            // polled until it answers ReadyStatus
+	ReadyStatus    int               // the status that means ready
+	StartupTimeout time.Duration     // from start to ready
+	StopSignal     syscall.Signal    // sent to the process group to stop it
+	StopTimeout    time.Duration     // after StopSignal, before SIGKILL
+}
+
+// Spec is what Start needs to run a profile for one model.
+type Spec struct {
+	Profile   Profile
+	Model     string // the model's name, for logs and errors
+	ModelDir  string // {{.ModelDir}}
+	ModelFile string // {{.ModelFile}}
+	Logger    *slog.Logger
+	// ErrorHandler answers a request that could not be forwarded (the
+	// process died, the connection broke). It is not called when the client
+	// went away.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// stderrLinesKept is how many of the last stderr lines an error carries.
+const stderrLinesKept = 20
+
+// Process is a running runtime. Its methods are safe for concurrent use.
+type Process struct {
+	spec   Spec
+	cmd    *exec.Cmd
+	host   string
+	port   int
+	proxy  *httputil.ReverseProxy
+	client *http.Client // health checks
+	stderr *lineLogger
+	log    *slog.Logger
+
+	stop     context.CancelFunc // sends the stop signal (cmd.Cancel)
+	exited   chan struct{}      // closed when the process has exited
+	exitErr  error              // set before exited is closed
+	stopOnce sync.Once
+	inflight sync.WaitGroup
+}
+
+// Start launches the runtime and waits until it is ready. It fails with an
+// error wrapping ErrExited if the process cannot be started or exits first,
+// ErrNotReady if it does not become ready in Profile.StartupTimeout, or ctx's
+// error; in every failure the process is stopped before Start returns.
+func Start(ctx context.Context, spec Spec) (*Process, error) {
+	if spec.Logger == nil {
+		spec.Logger = slog.Default()
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("start runtime %s for %s: %w", spec.Profile.Name, spec.Model, err)
+	}
+	data := config.TemplateData{ModelDir: spec.ModelDir, ModelFile: spec.ModelFile, Port: port, Host: "127.0.0.1"}
+	argv, env, err := render(spec.Profile, data)
+	if err != nil {
+		return nil, fmt.Errorf("start runtime %s for %s: %w", spec.Profile.Name, spec.Model, err)
+	}
+	log := spec.Logger.With("model", spec.Model, "runtime", spec.Profile.Name)
+
+	// The process lives until Stop, not until the caller's context ends.
+	procCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	cmd := exec.CommandContext(procCtx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Cancel = func() error {
+		// Signal the whole group: runtimes fork workers (vLLM, Triton).
+		return syscall.Kill(-cmd.Process.Pid, spec.Profile.StopSignal)
+	}
+	cmd.WaitDelay = spec.Profile.StopTimeout
+	stderr := newLineLogger(log, "stderr", stderrLinesKept)
+	cmd.Stdout = newLineLogger(log, "stdout", 0)
+	cmd.Stderr = stderr
+
+	p := &Process{
+		spec:   spec,
+		cmd:    cmd,
+		host:   "127.0.0.1",
+		port:   port,
+		stderr: stderr,
+		log:    log,
+		stop:   stop,
+		exited: make(chan struct{}),
+		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+	}
+	p.proxy = p.newProxy()
+
+	log.Info("runtime starting", "argv", strings.Join(argv, " "), "port", port)
+	if err := cmd.Start(); err != nil {
+		stop()
+		return nil, fmt.Errorf("start runtime %s for %s: %w: %w", spec.Profile.Name, spec.Model, ErrExited, err)
+	}
+	go p.wait()
+
+	if err := p.waitReady(ctx); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	log.Info("runtime ready", "pid", cmd.Process.Pid, "port", port)
+	return p, nil
+}
+
+// wait reaps the process, then kills whatever is left of its group.
+func (p *Process) wait() {
+	err := p.cmd.Wait()
+	// Children the runtime left behind die with the group.
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	p.exitErr = err
+	close(p.exited)
+	p.log.Info("runtime exited", "pid", p.cmd.Process.Pid, "status", exitStatus(err))
+}
+
+// waitReady polls the health path with backoff until the ready status, the
+// process's exit, the startup timeout or ctx's end.
+func (p *Process) waitReady(ctx context.Context) error {
+	prof := p.spec.Profile
+	deadline := time.NewTimer(prof.StartupTimeout)
+	defer deadline.Stop()
+	healthURL := p.URL() + prof.HealthPath
+	delay := 20 * time.Millisecond
+	lastStatus := "no answer yet"
+	for {
+		status, err := p.probe(ctx, healthURL)
+		if err == nil && status == prof.ReadyStatus {
+			return nil
+		}
+		if err != nil {
+			lastStatus = err.Error()
+		} else {
+			lastStatus = "status " + strconv.Itoa(status)
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("start runtime %s for %s: %w before ready (%s)%s", prof.Name, p.spec.Model, ErrExited, exitStatus(p.exitErr), p.stderrSuffix())
+		case <-deadline.C:
+			return fmt.Errorf("start runtime %s for %s: %w: %s did not answer %d within %s (last: %s)%s", prof.Name, p.spec.Model, ErrNotReady, prof.HealthPath, prof.ReadyStatus, prof.StartupTimeout, lastStatus, p.stderrSuffix())
+		case <-ctx.Done():
+			return fmt.Errorf("start runtime %s for %s: %w", prof.Name, p.spec.Model, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+func (p *Process) probe(ctx context.Context, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func (p *Process) stderrSuffix() string {
+	tail := p.stderr.Tail()
+	if len(tail) == 0 {
+		return ""
+	}
+	return "; last stderr lines: " + strings.Join(tail, " | ")
+}
+
+// URL is the runtime's base URL, http://127.0.0.1:PORT.
+func (p *Process) URL() string { return "http://" + net.JoinHostPort(p.host, strconv.Itoa(p.port)) }
+
+// PID is the runtime's process id (the leader of its process group).
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Exited is closed when the process has exited, for whatever reason.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Forward proxies r to the runtime, keeping r's path and query, and streams
+// the answer back, flushing every chunk. A client that goes away cancels the
+// upstream request.
+func (p *Process) Forward(w http.ResponseWriter, r *http.Request) {
+	p.inflight.Add(1)
+	defer p.inflight.Done()
+	p.proxy.ServeHTTP(w, r)
+}
+
+// Stop stops the process: the stop signal to its group, SIGKILL after the
+// stop timeout, and waits until it has exited. Requests still in flight are
+// cut; callers that want to drain wait for them first. Safe to call more
+// than once.
+func (p *Process) Stop() {
+	p.stopOnce.Do(func() {
+		p.log.Info("runtime stopping", "pid", p.cmd.Process.Pid)
+		p.stop()
+	})
+	<-p.exited
+}
+
+// Drain waits until no request is in flight or ctx ends.
+func (p *Process) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { p.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drain runtime %s for %s: %w", p.spec.Profile.Name, p.spec.Model, ctx.Err())
+	}
+}
+
+// ExitError describes how the process ended, once Exited is closed, with
+// the last stderr lines; it wraps ErrExited.
+func (p *Process) ExitError() error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("runtime %s for %s: %w (%s)%s", p.spec.Profile.Name, p.spec.Model, ErrExited, exitStatus(p.exitErr), p.stderrSuffix())
+	default:
+		return nil
+	}
+}
+
+func (p *Process) newProxy() *httputil.ReverseProxy {
+	target := &url.URL{Scheme: "http", Host: net.JoinHostPort(p.host, strconv.Itoa(p.port))}
+	// One keep-alive transport per runtime, sized for concurrent streams.
+	transport := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        100,
+		MaxIdleConnsPerHost: 100,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			pr.SetXForwarded()
+		},
+		Transport:     transport,
+		FlushInterval: -1, // flush every write: SSE must not be buffered
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the client went away; nobody to answer
+			}
+			select {
+			case <-p.exited:
+				err = fmt.Errorf("%w: %w", p.ExitError(), err)
+			default:
+			}
+			p.log.Warn("forward failed", "path", r.URL.Path, "error", err)
+			if p.spec.ErrorHandler != nil {
+				p.spec.ErrorHandler(w, r, err)
+				return
+			}
+			http.Error(w, err.Error(), http.StatusBadGateway)
+		},
+	}
+}
+
+// render executes the profile's templates for one start.
+func render(prof Profile, data config.TemplateData) (argv, env []string, err error) {
+	if len(prof.Command) == 0 {
+		return nil, nil, errors.New("empty command")
+	}
+	for _, t := range prof.Command {
+		s, err := config.RenderTemplate(t, data)
+		if err != nil {
+			return nil, nil, err
+		}
+		argv = append(argv, s)
+	}
+	for k, t := range prof.Env {
+		s, err := config.RenderTemplate(t, data)
+		if err != nil {
+			return nil, nil, err
+		}
+		env = append(env, k+"="+s)
+	}
+	return argv, env, nil
+}
+
+// freePort asks the kernel for a free port on 127.0.0.1. Another process
+// may take it before the runtime binds it; the runtime then exits and the
+// start fails with ErrExited, to be retried by the next request.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func exitStatus(err error) string {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "exit status 0"
+	case errors.As(err, &ee):
+		return ee.ProcessState.String()
+	default:
+		return err.Error()
+	}
+}
