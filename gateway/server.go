@@ -52,7 +52,11 @@ func New(opts Options) *Server {
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleEchoError
-	e.Use(middleware.RequestID())
+	// Every request gets an X-Request-Id (the client's own if it sent one),
+	// answered to the client and forwarded to the runtime.
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		RequestIDHandler: func(c echo.Context, id string) { c.Request().Header.Set(echo.HeaderXRequestID, id) },
+	}))
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogURI: true, LogMethod: true, LogLatency: true, LogRequestID: true,
 		LogValuesFunc: func(_ echo.Context, v middleware.RequestLoggerValues) error {
