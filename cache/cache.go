@@ -241,7 +241,7 @@ func (c *Cache) modelRecordPath(d digest.Digest) string {
 // CheckPath accepts a slash-separated relative path that stays inside the
 // directory it is joined to, and refuses anything else with ErrUnsafePath.
 func CheckPath(p string) error {
-	if p == "" || path.Clean(p) != p || !filepath.IsLocal(filepath.FromSlash(p)) {
+	if p == "" || p == "." || path.Clean(p) != p || !filepath.IsLocal(filepath.FromSlash(p)) {
 		return fmt.Errorf("file path %q: %w", p, ErrUnsafePath)
 	}
 	return nil

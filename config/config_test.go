@@ -1,0 +1,102 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const valid = `listen: 127.0.0.1:8080
+models:
+  - name: tiny
+    ref: 127.0.0.1:5000/models/tiny:v1
+    runtime: py
+runtimes:
+  py:
+    command: ["python3", "rt.py", "--model", "{{.ModelDir}}", "--port", "{{.Port}}"]
+    health: /health
+    startup_timeout: 1m
+cache: {dir: /var/cache/modelgate, max_bytes: 10GiB}
+registries:
+  "127.0.0.1:5000": {plain_http: true}
+`
+
+func TestParseValidConfigAppliesDefaults(t *testing.T) {
+	cfg, err := Parse("modelgate.yaml", []byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cache.MaxBytes != 10<<30 {
+		t.Errorf("max_bytes = %d, want 10GiB", cfg.Cache.MaxBytes)
+	}
+	rt := cfg.Runtimes["py"]
+	if rt.StartupTimeout.Std() != time.Minute || rt.ReadyStatus != 200 || rt.StopSignal != "SIGTERM" || rt.StopTimeout.Std() != DefaultStopTimeout {
+		t.Errorf("runtime = %+v", rt)
+	}
+	if !cfg.Registries["127.0.0.1:5000"].PlainHTTP {
+		t.Error("plain_http not read")
+	}
+	if cfg.MaxRequestBytes != DefaultMaxRequestBytes || cfg.Fetch.Concurrency != DefaultFetchConcurrency || cfg.ShutdownGrace.Std() != DefaultShutdownGrace {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+func TestParseRefusesWithFileLineKeyAndReason(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(string) string
+		wantErr string
+	}{
+		{"unknown top-level key", func(s string) string { return s + "colour: blue\n" },
+			`modelgate.yaml: yaml: unmarshal errors:` + "\n" + `  line 14: field colour not found in type config.Config`},
+		{"unknown nested key", func(s string) string { return strings.Replace(s, "    runtime: py\n", "    runtime: py\n    gpu: 1\n", 1) },
+			`line 6: field gpu not found in type config.Model`},
+		{"missing runtime", func(s string) string { return strings.Replace(s, "runtime: py", "runtime: vllm", 1) },
+			`modelgate.yaml:5: models[0].runtime: runtime "vllm" is not defined under runtimes (defined: py)`},
+		{"bad reference", func(s string) string { return strings.Replace(s, "127.0.0.1:5000/models/tiny:v1", "UPPER/Case:v1", 1) },
+			`modelgate.yaml:4: models[0].ref: "UPPER/Case:v1" is not a valid reference`},
+		{"reference without tag", func(s string) string { return strings.Replace(s, "models/tiny:v1", "models/tiny", 1) },
+			`modelgate.yaml:4: models[0].ref: "127.0.0.1:5000/models/tiny" names no tag or digest`},
+		{"duplicate model name", func(s string) string {
+			return strings.Replace(s, "runtimes:", "  - name: tiny\n    ref: r.io/a/b:c\n    runtime: py\nruntimes:", 1)
+		}, `modelgate.yaml:6: models[1].name: duplicate model name "tiny" (first defined at models[0])`},
+		{"bad size", func(s string) string { return strings.Replace(s, "10GiB", "ten gigs", 1) },
+			`parse size "ten gigs"`},
+		{"bad duration", func(s string) string { return strings.Replace(s, "startup_timeout: 1m", "startup_timeout: 1 minute", 1) },
+			`parse duration "1 minute"`},
+		{"unknown template field", func(s string) string { return strings.Replace(s, "{{.Port}}", "{{.Prot}}", 1) },
+			`modelgate.yaml:8: runtimes.py.command[5]: template "{{.Prot}}"`},
+		{"bad stop signal", func(s string) string { return strings.Replace(s, "health: /health", "health: /health\n    stop_signal: SIGFOO", 1) },
+			`modelgate.yaml:10: runtimes.py.stop_signal: "SIGFOO" is not one of`},
+		{"no models", func(s string) string { return s[:strings.Index(s, "models:")] + s[strings.Index(s, "runtimes:"):] },
+			`modelgate.yaml: models: at least one model is required`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("modelgate.yaml", []byte(tc.edit(valid)))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"512": 512, "64KiB": 64 << 10, "10GiB": 10 << 30, "1.5GB": 1_500_000_000, "2 MiB": 2 << 20, "1TiB": 1 << 40, "3K": 3 << 10} {
+		got, err := ParseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "GiB", "-1", "10XB", "ten"} {
+		if _, err := ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted", in)
+		}
+	}
+	if s := ByteSize(10 << 30).String(); s != "10GiB" {
+		t.Errorf("String() = %q", s)
+	}
+}
