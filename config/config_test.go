@@ -49,7 +49,9 @@ func TestParseRefusesWithFileLineKeyAndReason(t *testing.T) {
 	}{
 		{"unknown top-level key", func(s string) string { return s + "colour: blue\n" },
 			`modelgate.yaml: yaml: unmarshal errors:` + "\n" + `  line 14: field colour not found in type config.Config`},
-		{"unknown nested key", func(s string) string { return strings.Replace(s, "    runtime: py\n", "    runtime: py\n    gpu: 1\n", 1) },
+		{"unknown nested key", func(s string) string {
+			return strings.Replace(s, "    runtime: py\n", "    runtime: py\n    gpu: 1\n", 1)
+		},
 			`line 6: field gpu not found in type config.Model`},
 		{"missing runtime", func(s string) string { return strings.Replace(s, "runtime: py", "runtime: vllm", 1) },
 			`modelgate.yaml:5: models[0].runtime: runtime "vllm" is not defined under runtimes (defined: py)`},
@@ -62,11 +64,15 @@ func TestParseRefusesWithFileLineKeyAndReason(t *testing.T) {
 		}, `modelgate.yaml:6: models[1].name: duplicate model name "tiny" (first defined at models[0])`},
 		{"bad size", func(s string) string { return strings.Replace(s, "10GiB", "ten gigs", 1) },
 			`parse size "ten gigs"`},
-		{"bad duration", func(s string) string { return strings.Replace(s, "startup_timeout: 1m", "startup_timeout: 1 minute", 1) },
+		{"bad duration", func(s string) string {
+			return strings.Replace(s, "startup_timeout: 1m", "startup_timeout: 1 minute", 1)
+		},
 			`parse duration "1 minute"`},
 		{"unknown template field", func(s string) string { return strings.Replace(s, "{{.Port}}", "{{.Prot}}", 1) },
 			`modelgate.yaml:8: runtimes.py.command[5]: template "{{.Prot}}"`},
-		{"bad stop signal", func(s string) string { return strings.Replace(s, "health: /health", "health: /health\n    stop_signal: SIGFOO", 1) },
+		{"bad stop signal", func(s string) string {
+			return strings.Replace(s, "health: /health", "health: /health\n    stop_signal: SIGFOO", 1)
+		},
 			`modelgate.yaml:10: runtimes.py.stop_signal: "SIGFOO" is not one of`},
 		{"no models", func(s string) string { return s[:strings.Index(s, "models:")] + s[strings.Index(s, "runtimes:"):] },
 			`modelgate.yaml: models: at least one model is required`},
