@@ -186,7 +186,7 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 			n, err := f.fetchBlob(gctx, repo, l)
 			downloaded.Add(n)
 			if err != nil {
-				return fmt.Errorf("pull %s: blob %s: %w", ref, l.Digest, err)
+				return fmt.Errorf("pull %s: %w", ref, err)
 			}
 			return nil
 		})
@@ -238,7 +238,7 @@ func (f *Fetcher) fetchBlob(ctx context.Context, repo *remote.Repository, desc o
 		}
 		rc, err := repo.Blobs().Fetch(ctx, desc)
 		if err != nil {
-			return int64(0), classify(err)
+			return int64(0), fmt.Errorf("fetch blob %s: %w", desc.Digest, classify(err))
 		}
 		defer rc.Close()
 		if err := f.cache.WriteBlob(ctx, desc.Digest, desc.Size, rc); err != nil {

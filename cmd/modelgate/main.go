@@ -19,6 +19,8 @@ import (
 	rt "runtime"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/modelgate/modelgate/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -81,6 +83,26 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "modelgate.yaml", "configuration file")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// setup parses a command's flags, then builds its logger and loads the
+// configuration. It returns the positional arguments.
+func setup(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, *config.Config, *slog.Logger, error) {
+	fs.SetOutput(stderr)
+	var common commonFlags
+	common.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, nil, err
+	}
+	log, err := common.logger(stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, err := config.Load(common.config)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return fs.Args(), cfg, log, nil
 }
 
 func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {

@@ -7,30 +7,17 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/modelgate/modelgate/config"
 )
 
 // pullCommand pulls configured models (by name) or references into the
 // cache without serving them, and prints what it laid out.
 func pullCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var common commonFlags
-	common.register(fs)
-	if err := fs.Parse(args); err != nil {
+	names, cfg, log, err := setup(flag.NewFlagSet("pull", flag.ContinueOnError), args, stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(names) == 0 {
 		return errors.New("name a model of the configuration (or a reference) to pull")
-	}
-	log, err := common.logger(stderr)
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load(common.config)
-	if err != nil {
-		return err
 	}
 	f, err := newFetcher(cfg, log)
 	if err != nil {
@@ -40,7 +27,7 @@ func pullCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for _, m := range cfg.Models {
 		refs[m.Name] = m.Ref
 	}
-	for _, arg := range fs.Args() {
+	for _, arg := range names {
 		ref, ok := refs[arg]
 		if !ok {
 			ref = arg // not a configured name: take it as a reference

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 
-	"github.com/modelgate/modelgate/config"
 	"github.com/modelgate/modelgate/gateway"
 )
 
@@ -15,18 +14,7 @@ import (
 // shuts down gracefully: no new connections, in-flight requests get
 // shutdown_grace to finish, then every runtime is stopped.
 func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var common commonFlags
-	common.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	log, err := common.logger(stderr)
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load(common.config)
+	_, cfg, log, err := setup(flag.NewFlagSet("serve", flag.ContinueOnError), args, stderr)
 	if err != nil {
 		return err
 	}
