@@ -3,8 +3,10 @@ package fetcher
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"syscall"
 
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
@@ -18,7 +20,8 @@ import (
 var (
 	// ErrNotFound means the registry has no such tag, digest or repository.
 	ErrNotFound = errors.New("not found in the registry")
-	// ErrUnreachable means the registry could not be reached.
+	// ErrUnreachable means the registry could not be reached, or the
+	// connection broke or stalled mid-transfer.
 	ErrUnreachable = errors.New("registry unreachable")
 	// ErrDenied means the registry refused the credentials (401 or 403).
 	ErrDenied = errors.New("registry denied access")
@@ -44,7 +47,7 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrDenied, err)
 	case errors.Is(err, content.ErrMismatchedDigest), errors.Is(err, content.ErrTrailingData):
 		return fmt.Errorf("%w: %w", cache.ErrDigestMismatch, err)
-	case errors.As(err, &opErr), errors.As(err, &dnsErr):
+	case errors.As(err, &opErr), errors.As(err, &dnsErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	var netErr net.Error
