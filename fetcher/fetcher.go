@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -22,23 +21,20 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
-	"oras.land/oras-go/v2/registry/remote/auth"
-	"oras.land/oras-go/v2/registry/remote/credentials"
-	"oras.land/oras-go/v2/registry/remote/retry"
 
 	"github.com/modelgate/modelgate/cache"
+	"github.com/modelgate/modelgate/oci"
 )
 
 // Options configure a Fetcher. Zero values take the documented defaults.
 type Options struct {
-	// PlainHTTP lists registry hosts (host[:port]) spoken to over HTTP.
-	PlainHTTP map[string]bool
+	// Client talks to registries (default: oci.NewClient with no plain-HTTP
+	// hosts).
+	Client *oci.Client
 	// Concurrency is how many layers download at once (default 4).
 	Concurrency int
 	// MaxManifestBytes refuses larger manifests (default 4 MiB).
 	MaxManifestBytes int64
-	// UserAgent is sent with every request.
-	UserAgent string
 	// Logger receives pull progress (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -47,7 +43,7 @@ type Options struct {
 type Fetcher struct {
 	cache  *cache.Cache
 	opts   Options
-	client *auth.Client
+	client *oci.Client
 	models singleflight.Group // by manifest digest
 	blobs  singleflight.Group // by blob digest
 }
@@ -60,9 +56,7 @@ type Result struct {
 	Downloaded int64
 }
 
-// New returns a Fetcher writing into c. Credentials are read from the Docker
-// configuration (~/.docker/config.json and its credential helpers), as
-// `docker login` and `oras login` write them.
+// New returns a Fetcher writing into c.
 func New(c *cache.Cache, opts Options) *Fetcher {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 4
@@ -73,20 +67,10 @@ func New(c *cache.Cache, opts Options) *Fetcher {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	client := &auth.Client{
-		Client: retry.DefaultClient,
-		Cache:  auth.NewCache(),
-		Header: http.Header{},
+	if opts.Client == nil {
+		opts.Client = oci.NewClient(oci.ClientOptions{Logger: opts.Logger})
 	}
-	if opts.UserAgent != "" {
-		client.Header.Set("User-Agent", opts.UserAgent)
-	}
-	if store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{}); err == nil {
-		client.Credential = credentials.Credential(store)
-	} else {
-		opts.Logger.Warn("docker credentials unavailable; pulling anonymously", "error", err)
-	}
-	return &Fetcher{cache: c, opts: opts, client: client}
+	return &Fetcher{cache: c, opts: opts, client: opts.Client}
 }
 
 // Resolve returns the manifest descriptor that ref (registry/repo:tag or
@@ -253,17 +237,7 @@ func (f *Fetcher) fetchBlob(ctx context.Context, repo *remote.Repository, desc o
 	return v.(int64), err
 }
 
-// repository returns a remote.Repository for ref with this fetcher's client.
+// repository opens ref's repository with this fetcher's client.
 func (f *Fetcher) repository(ref string) (*remote.Repository, registry.Reference, error) {
-	parsed, err := registry.ParseReference(ref)
-	if err != nil {
-		return nil, registry.Reference{}, fmt.Errorf("parse reference %q: %w", ref, err)
-	}
-	repo, err := remote.NewRepository(parsed.Registry + "/" + parsed.Repository)
-	if err != nil {
-		return nil, registry.Reference{}, fmt.Errorf("parse reference %q: %w", ref, err)
-	}
-	repo.Client = f.client
-	repo.PlainHTTP = f.opts.PlainHTTP[parsed.Registry]
-	return repo, parsed, nil
+	return f.client.Repository(ref)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/modelgate/modelgate/cache"
 	"github.com/modelgate/modelgate/fetcher"
 	"github.com/modelgate/modelgate/internal/testregistry"
+	"github.com/modelgate/modelgate/oci"
 )
 
 func newFetcher(t *testing.T, reg *testregistry.Registry, opts fetcher.Options) (*fetcher.Fetcher, *cache.Cache) {
@@ -22,8 +23,8 @@ func newFetcher(t *testing.T, reg *testregistry.Registry, opts fetcher.Options) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.PlainHTTP = map[string]bool{reg.Host(): true}
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.Client = oci.NewClient(oci.ClientOptions{PlainHTTP: map[string]bool{reg.Host(): true}, Logger: opts.Logger})
 	return fetcher.New(c, opts), c
 }
 

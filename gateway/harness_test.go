@@ -23,6 +23,7 @@ import (
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/internal/testregistry"
 	"github.com/modelgate/modelgate/internal/testruntime"
+	"github.com/modelgate/modelgate/oci"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -101,7 +102,7 @@ func startGateway(t *testing.T, reg *testregistry.Registry, opts gatewayOptions,
 	if reg != nil {
 		plain[reg.Host()] = true
 	}
-	f := fetcher.New(c, fetcher.Options{PlainHTTP: plain, Logger: log})
+	f := fetcher.New(c, fetcher.Options{Client: oci.NewClient(oci.ClientOptions{PlainHTTP: plain, Logger: log}), Logger: log})
 	srv := gateway.New(gateway.Options{Fleet: gateway.NewFleet(f, specs, log), MaxRequestBytes: opts.maxRequestBytes, Logger: log})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/modelgate/modelgate/config"
 	"github.com/modelgate/modelgate/fetcher"
 	"github.com/modelgate/modelgate/gateway"
+	"github.com/modelgate/modelgate/oci"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -17,17 +18,21 @@ func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) 
 	if err != nil {
 		return nil, err
 	}
+	return fetcher.New(c, fetcher.Options{
+		Client:           newOCIClient(cfg, log),
+		Concurrency:      cfg.Fetch.Concurrency,
+		MaxManifestBytes: int64(cfg.Fetch.MaxManifestBytes),
+		Logger:           log,
+	}), nil
+}
+
+// newOCIClient is the registry client the configuration describes.
+func newOCIClient(cfg *config.Config, log *slog.Logger) *oci.Client {
 	plain := map[string]bool{}
 	for host, r := range cfg.Registries {
 		plain[host] = r.PlainHTTP
 	}
-	return fetcher.New(c, fetcher.Options{
-		PlainHTTP:        plain,
-		Concurrency:      cfg.Fetch.Concurrency,
-		MaxManifestBytes: int64(cfg.Fetch.MaxManifestBytes),
-		UserAgent:        "modelgate/" + version,
-		Logger:           log,
-	}), nil
+	return oci.NewClient(oci.ClientOptions{PlainHTTP: plain, UserAgent: "modelgate/" + versionString(), Logger: log})
 }
 
 // modelSpecs turns the configured models into the fleet's specs.

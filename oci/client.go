@@ -1,0 +1,71 @@
+// Package oci holds what modelgate's puller and pusher share about talking to
+// OCI registries: one authenticated HTTP client (credentials from the Docker
+// configuration, retries with backoff) and repositories opened from
+// references with per-registry plain-HTTP settings.
+package oci
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/credentials"
+	"oras.land/oras-go/v2/registry/remote/retry"
+)
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	// PlainHTTP lists registry hosts (host[:port]) spoken to over HTTP.
+	PlainHTTP map[string]bool
+	// UserAgent is sent with every request.
+	UserAgent string
+	// Logger receives warnings (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Client opens repositories on any registry. It is safe for concurrent use;
+// one Client caches tokens for all its repositories.
+type Client struct {
+	http      *auth.Client
+	plainHTTP map[string]bool
+}
+
+// NewClient returns a Client whose credentials come from the Docker
+// configuration (~/.docker/config.json, $DOCKER_CONFIG, and the credential
+// helpers it names), as `docker login` and `oras login` write them. Requests
+// are retried with exponential backoff on 5xx, 429 and network errors
+// (oras-go's retry policy).
+func NewClient(opts ClientOptions) *Client {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c := &auth.Client{Client: retry.DefaultClient, Cache: auth.NewCache(), Header: http.Header{}}
+	if opts.UserAgent != "" {
+		c.Header.Set("User-Agent", opts.UserAgent)
+	}
+	if store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{}); err == nil {
+		c.Credential = credentials.Credential(store)
+	} else {
+		opts.Logger.Warn("docker credentials unavailable; using the registry anonymously", "error", err)
+	}
+	return &Client{http: c, plainHTTP: opts.PlainHTTP}
+}
+
+// Repository parses ref (registry/repository[:tag|@digest]) and opens its
+// repository with this client.
+func (c *Client) Repository(ref string) (*remote.Repository, registry.Reference, error) {
+	parsed, err := registry.ParseReference(ref)
+	if err != nil {
+		return nil, registry.Reference{}, fmt.Errorf("parse reference %q: %w", ref, err)
+	}
+	repo, err := remote.NewRepository(parsed.Registry + "/" + parsed.Repository)
+	if err != nil {
+		return nil, registry.Reference{}, fmt.Errorf("parse reference %q: %w", ref, err)
+	}
+	repo.Client = c.http
+	repo.PlainHTTP = c.plainHTTP[parsed.Registry]
+	return repo, parsed, nil
+}
