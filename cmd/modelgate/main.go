@@ -4,6 +4,7 @@
 //
 //	modelgate serve   --config modelgate.yaml
 //	modelgate pull    --config modelgate.yaml NAME...
+//	modelgate push    [--format modelpack|docker] DIR REGISTRY/REPOSITORY:TAG
 //	modelgate version
 package main
 
@@ -31,6 +32,7 @@ const usage = `modelgate serves models from an OCI registry, scaling to zero.
 Usage:
   modelgate serve   [--config FILE]          run the gateway
   modelgate pull    [--config FILE] NAME...  pull configured models (or references) into the cache
+  modelgate push    [flags] DIR REF          push a model directory as one artifact (ModelPack or Docker)
   modelgate version                          print the version
 
 Run "modelgate COMMAND -h" for a command's flags.
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serveCommand(ctx, args[1:], stderr)
 	case "pull":
 		err = pullCommand(ctx, args[1:], stdout, stderr)
+	case "push":
+		err = pushCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":

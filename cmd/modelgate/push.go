@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"oras.land/oras-go/v2/registry"
+
+	"github.com/modelgate/modelgate/config"
+	"github.com/modelgate/modelgate/oci"
+	"github.com/modelgate/modelgate/push"
+)
+
+// pushCommand pushes a model directory as one artifact and prints
+// "pushed REF@DIGEST" on stdout; progress goes to stderr.
+func pushCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("push", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: modelgate push [flags] DIR REGISTRY/REPOSITORY:TAG\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	format := fs.String("format", push.FormatModelPack, "artifact format: modelpack (CNCF ModelPack) or docker (Docker model artifact)")
+	plainHTTP := fs.Bool("plain-http", false, "speak plain HTTP to the registry of REF")
+	cfgPath := fs.String("config", "", "optional modelgate.yaml whose registries' plain_http settings apply")
+	concurrency := fs.Int("concurrency", push.DefaultConcurrency, "files hashed and layers uploaded at once")
+	var common commonFlags
+	fs.StringVar(&common.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&common.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return errors.New("want two arguments: DIR and REF")
+	}
+	dir, ref := fs.Arg(0), fs.Arg(1)
+	if *concurrency < 1 {
+		return fmt.Errorf("--concurrency %d: must be at least 1", *concurrency)
+	}
+	log, err := common.logger(stderr)
+	if err != nil {
+		return err
+	}
+	plain := map[string]bool{}
+	if *cfgPath != "" {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		for host, r := range cfg.Registries {
+			plain[host] = r.PlainHTTP
+		}
+	}
+	if *plainHTTP {
+		parsed, err := registry.ParseReference(ref)
+		if err != nil {
+			return fmt.Errorf("parse reference %q: %w", ref, err)
+		}
+		plain[parsed.Registry] = true
+	}
+	client := oci.NewClient(oci.ClientOptions{PlainHTTP: plain, UserAgent: "modelgate/" + versionString(), Logger: log})
+	res, err := push.Directory(ctx, client, dir, ref, push.Options{Format: *format, Concurrency: *concurrency, Progress: stderr})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pushed %s\n", res.Ref)
+	return nil
+}

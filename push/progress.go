@@ -1,0 +1,41 @@
+package push
+
+import (
+	"fmt"
+	"io"
+	"sync"
+)
+
+// progress writes human-readable lines from concurrent uploads, one line
+// per call, never interleaved.
+type progress struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func newProgress(w io.Writer) *progress {
+	if w == nil {
+		w = io.Discard
+	}
+	return &progress{w: w}
+}
+
+// printf writes one line; write errors are ignored (progress is advisory).
+func (p *progress) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+// humanSize renders n bytes in binary units with four significant digits
+// ("512B", "1.5KiB", "3.814GiB"), the form Docker's tools use for sizes
+// (docker/go-units BytesSize).
+func humanSize(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	v, i := float64(n), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.4g%s", v, units[i])
+}
