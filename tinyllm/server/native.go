@@ -1,0 +1,98 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/modelgate/modelgate/tinyllm/engine"
+)
+
+// nativeCompletion serves llama-server's POST /completion.
+func (s *Server) nativeCompletion(w http.ResponseWriter, r *http.Request, e *engine.Engine, body []byte) {
+	p, err := parseParams(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return
+	}
+	prompt, promptText, err := p.promptTokens(e)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return
+	}
+	req, err := p.request(prompt)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return
+	}
+	final := func(res *engine.Result, content string) map[string]any {
+		return map[string]any{
+			"content": content, "stop": true, "model": s.alias, "prompt": promptText,
+			"tokens_predicted": res.CompletionTokens, "tokens_evaluated": res.PromptTokens, "tokens_cached": res.CachedTokens,
+			"stop_type": res.StopType, "stopping_word": res.StoppingWord, "truncated": false,
+			"generation_settings": map[string]any{"n_predict": req.MaxTokens, "temperature": req.Sampling.Temperature,
+				"top_k": req.Sampling.TopK, "top_p": req.Sampling.TopP, "seed": req.Sampling.Seed, "stop": req.Stop, "n_ctx": e.ContextSize()},
+			"timings": timings(res),
+		}
+	}
+	if !p.Stream {
+		res, err := e.Generate(r.Context(), req, func(string) error { return nil })
+		if err != nil {
+			s.failGeneration(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, final(res, res.Text))
+		return
+	}
+	var out *sse
+	res, err := e.Generate(r.Context(), req, func(text string) error {
+		if out == nil {
+			out = startSSE(w)
+		}
+		return out.send(map[string]any{"content": text, "stop": false})
+	})
+	if err != nil {
+		if out == nil {
+			s.failGeneration(w, r, err)
+		}
+		return
+	}
+	if out == nil {
+		out = startSSE(w)
+	}
+	_ = out.send(final(res, ""))
+}
+
+// tokenize serves POST /tokenize {"content": "...", "add_special": bool}.
+func (s *Server) tokenize(w http.ResponseWriter, _ *http.Request, e *engine.Engine, body []byte) {
+	var req struct {
+		Content    string `json:"content"`
+		AddSpecial bool   `json:"add_special"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error())
+		return
+	}
+	tokens := e.Tokenizer().Encode(req.Content, req.AddSpecial, true)
+	if tokens == nil {
+		tokens = []int32{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": tokens})
+}
+
+// detokenize serves POST /detokenize {"tokens": [...]}.
+func (s *Server) detokenize(w http.ResponseWriter, _ *http.Request, e *engine.Engine, body []byte) {
+	var req struct {
+		Tokens []int32 `json:"tokens"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error())
+		return
+	}
+	for _, id := range req.Tokens {
+		if id < 0 || int(id) >= e.Tokenizer().VocabSize() {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "token outside the vocabulary")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"content": e.Tokenizer().Decode(req.Tokens)})
+}
