@@ -158,4 +158,3 @@ func (s *sse) raw(data []byte) error {
 	}
 	return s.rc.Flush()
 }
-
