@@ -15,7 +15,7 @@ import (
 	"github.com/modelgate/modelgate/internal/testregistry"
 )
 
-// greedyFixture is ../shared/fixtures/stories260K-greedy.json: what
+// greedyFixture is testdata/stories260K-greedy.json: what
 // llama.cpp generates greedily from the demo model.
 type greedyFixture struct {
 	Cases []struct {
@@ -32,7 +32,7 @@ type greedyFixture struct {
 // greedy answers must equal llama.cpp's.
 func TestDemoPathServesTheGreedyAnswer(t *testing.T) {
 	var fx greedyFixture
-	data, err := os.ReadFile("../../../shared/fixtures/stories260K-greedy.json")
+	data, err := os.ReadFile("../../testdata/stories260K-greedy.json")
 	if err != nil {
 		t.Fatalf("read fixture: %v", err)
 	}
@@ -150,4 +150,31 @@ registries: {%q: {plain_http: true}}
 			t.Errorf("/completion = %+v, want %q", got, c.Completion)
 		}
 	})
+}
+
+// TestReferenceDataMatchesTheFounders checks that the repository's copies of
+// the demo model and its greedy reference still equal the originals in
+// ../shared/fixtures/ beside the checkout, where that directory exists (it
+// always does in CI).
+func TestReferenceDataMatchesTheFounders(t *testing.T) {
+	pairs := map[string]string{
+		"../../examples/stories260K/model.gguf":   "../../../shared/fixtures/stories260K.gguf",
+		"../../testdata/stories260K-greedy.json": "../../../shared/fixtures/stories260K-greedy.json",
+	}
+	for ours, theirs := range pairs {
+		want, err := os.ReadFile(theirs)
+		if os.IsNotExist(err) && os.Getenv("CI") == "" {
+			t.Skipf("%s not present beside the checkout", theirs)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(ours)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s", ours, theirs)
+		}
+	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/modelgate/modelgate/tinyllm/tokenizer"
 )
 
-const demoModel = "../../../shared/fixtures/stories260K.gguf"
+const demoModel = "../../examples/stories260K/model.gguf"
 
 // conversation is system + user + assistant + user; the last message ends
 // in a newline to show which templates trim contents.

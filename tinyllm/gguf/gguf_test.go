@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-const demoModel = "../../../shared/fixtures/stories260K.gguf"
+const demoModel = "../../examples/stories260K/model.gguf"
 
 func TestOpenDemoModel(t *testing.T) {
 	g, err := Open(demoModel)

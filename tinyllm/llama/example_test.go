@@ -13,7 +13,7 @@ import (
 // token. The prompt is "Once upon a time" as the model's tokenizer encodes
 // it, after the BOS token 1.
 func Example() {
-	g, err := gguf.Open("../../../shared/fixtures/stories260K.gguf")
+	g, err := gguf.Open("../../examples/stories260K/model.gguf")
 	if err != nil {
 		log.Fatal(err)
 	}

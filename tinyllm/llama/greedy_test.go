@@ -11,8 +11,8 @@ import (
 )
 
 const (
-	demoModel   = "../../../shared/fixtures/stories260K.gguf"
-	demoGreedy  = "../../../shared/fixtures/stories260K-greedy.json"
+	demoModel   = "../../examples/stories260K/model.gguf"
+	demoGreedy  = "../../testdata/stories260K-greedy.json"
 	demoPredict = 48
 )
 

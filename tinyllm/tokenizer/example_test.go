@@ -9,7 +9,7 @@ import (
 )
 
 func Example() {
-	g, err := gguf.Open("../../../shared/fixtures/stories260K.gguf")
+	g, err := gguf.Open("../../examples/stories260K/model.gguf")
 	if err != nil {
 		log.Fatal(err)
 	}

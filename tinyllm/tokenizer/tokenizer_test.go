@@ -14,12 +14,12 @@ import (
 )
 
 const (
-	demoModel    = "../../../shared/fixtures/stories260K.gguf"
-	demoExpected = "../../../shared/fixtures/stories260K-greedy.json"
+	demoModel    = "../../examples/stories260K/model.gguf"
+	demoExpected = "../../testdata/stories260K-greedy.json"
 )
 
 // greedyCase is one case of stories260K-greedy.json, produced by
-// llama-server (see shared/fixtures/README.md).
+// llama-server (see testdata/README.md).
 type greedyCase struct {
 	Prompt           string  `json:"prompt"`
 	PromptTokens     []int32 `json:"prompt_tokens"`
