@@ -1,31 +1,6 @@
 package push
 
-import (
-	"fmt"
-	"io"
-	"sync"
-)
-
-// progress writes human-readable lines from concurrent uploads, one line
-// per call, never interleaved.
-type progress struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func newProgress(w io.Writer) *progress {
-	if w == nil {
-		w = io.Discard
-	}
-	return &progress{w: w}
-}
-
-// printf writes one line; write errors are ignored (progress is advisory).
-func (p *progress) printf(format string, args ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, format+"\n", args...)
-}
+import "fmt"
 
 // humanSize renders n bytes in binary units with four significant digits
 // ("512B", "1.5KiB", "3.814GiB"), the form Docker's tools use for sizes

@@ -34,6 +34,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/modelgate/modelgate/oci"
+	"github.com/modelgate/modelgate/progress"
 )
 
 // DefaultConcurrency is how many files are hashed, and how many layers
@@ -51,7 +52,15 @@ type Options struct {
 	// Progress receives one line per file (skipped, uploading, or already in
 	// the registry, with its size) and a summary line. Lines are written
 	// whole, one at a time, from the uploading goroutines. Nil discards them.
+	// While blobs upload it also shows their byte progress, as
+	// ProgressOptions say.
 	Progress io.Writer
+	// ProgressOptions choose how byte progress is shown on Progress
+	// (default: a bar for the whole push when Progress is a terminal, else
+	// a line per file at most every progress.DefaultInterval; Verbs are
+	// progress.Upload). The bar's total is the bytes of the blobs the
+	// registry lacks: those it holds are taken out as they are found.
+	ProgressOptions progress.Options
 }
 
 // Result describes a completed push.
@@ -95,6 +104,13 @@ func Directory(ctx context.Context, client *oci.Client, dir, ref string, opts Op
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
+	if opts.ProgressOptions.Verbs == (progress.Verbs{}) {
+		opts.ProgressOptions.Verbs = progress.Upload
+	}
+	prog, err := progress.New(opts.Progress, 0, opts.ProgressOptions)
+	if err != nil {
+		return nil, fmt.Errorf("push %s: %w", ref, err)
+	}
 	repo, parsed, err := client.Repository(ref)
 	if err != nil {
 		return nil, err
@@ -106,9 +122,8 @@ func Directory(ctx context.Context, client *oci.Client, dir, ref string, opts Op
 	if err != nil {
 		return nil, err
 	}
-	prog := newProgress(opts.Progress)
 	for _, s := range skipped {
-		prog.printf("skipped    %s (hidden)", s)
+		prog.Logf("skipped    %s (hidden)", s)
 	}
 	if err := hashFiles(ctx, files, opts.Concurrency); err != nil {
 		return nil, err
@@ -129,7 +144,9 @@ func Directory(ctx context.Context, client *oci.Client, dir, ref string, opts Op
 	}
 	configDesc := content.NewDescriptorFromBytes(format.configMediaType, configData)
 
-	if err := uploadLayers(ctx, repo, files, layers, opts.Concurrency, prog, res); err != nil {
+	err = uploadLayers(ctx, repo, files, layers, opts.Concurrency, prog, res)
+	prog.Done() // ends the bar's line before the summary or the error
+	if err != nil {
 		return nil, err
 	}
 	if err := uploadBytes(ctx, repo, configDesc, configData); err != nil {
@@ -151,7 +168,7 @@ func Directory(ctx context.Context, client *oci.Client, dir, ref string, opts Op
 	res.Manifest = manifest
 	res.Ref = parsed.String() + "@" + manifest.Digest.String()
 	res.Duration = time.Since(start)
-	prog.printf("pushed %d files (%s): uploaded %d blobs (%s), %d already in the registry, in %.2fs",
+	prog.Logf("pushed %d files (%s): uploaded %d blobs (%s), %d already in the registry, in %.2fs",
 		res.Files, humanSize(res.Bytes), res.Uploaded, humanSize(res.UploadedBytes), res.Existing, res.Duration.Seconds())
 	return res, nil
 }
@@ -206,17 +223,29 @@ func checkTag(ref registry.Reference) error {
 
 // uploadLayers uploads the blob of every layer the registry lacks, at most
 // limit at once, each once however many files share its content. It prints
-// one progress line per file and counts into res.
-func uploadLayers(ctx context.Context, repo *remote.Repository, files []file, layers []ocispec.Descriptor, limit int, prog *progress, res *Result) error {
+// one line per file, shows the byte progress of the uploads on prog (whose
+// total it sets to the bytes of the distinct blobs, less those the registry
+// holds), and counts into res.
+func uploadLayers(ctx context.Context, repo *remote.Repository, files []file, layers []ocispec.Descriptor, limit int, prog *progress.Tracker, res *Result) error {
 	var uploaded, existing atomic.Int64
 	var uploadedBytes atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(limit)
+	// The whole total first: the loop below blocks once limit uploads run.
+	var total int64
+	distinct := map[digest.Digest]bool{}
+	for _, l := range layers {
+		if !distinct[l.Digest] {
+			distinct[l.Digest] = true
+			total += l.Size
+		}
+	}
+	prog.AddTotal(total)
 	first := map[digest.Digest]string{} // digest → first file with that content
 	for i, f := range files {
 		desc := layers[i]
 		if other, dup := first[desc.Digest]; dup {
-			prog.printf("same       %s (%s, same content as %s)", f.rel, humanSize(f.size), other)
+			prog.Logf("same       %s (%s, same content as %s)", f.rel, humanSize(f.size), other)
 			continue
 		}
 		first[desc.Digest] = f.rel
@@ -227,11 +256,12 @@ func uploadLayers(ctx context.Context, repo *remote.Repository, files []file, la
 			}
 			if ok {
 				existing.Add(1)
-				prog.printf("exists     %s (%s, already in the registry)", f.rel, humanSize(f.size))
+				prog.AddTotal(-f.size)
+				prog.Logf("exists     %s (%s, already in the registry)", f.rel, humanSize(f.size))
 				return nil
 			}
-			prog.printf("uploading  %s (%s)", f.rel, humanSize(f.size))
-			if err := uploadFile(gctx, repo, f, desc); err != nil {
+			prog.Logf("uploading  %s (%s)", f.rel, humanSize(f.size))
+			if err := uploadFile(gctx, repo, f, desc, prog); err != nil {
 				return err
 			}
 			uploaded.Add(1)
@@ -244,15 +274,16 @@ func uploadLayers(ctx context.Context, repo *remote.Repository, files []file, la
 	return err
 }
 
-// uploadFile streams the file's bytes as the blob desc. The registry checks
-// the digest, so a file changed since it was hashed is refused, not stored.
-func uploadFile(ctx context.Context, repo *remote.Repository, f file, desc ocispec.Descriptor) error {
+// uploadFile streams the file's bytes as the blob desc, counted on prog as
+// they are sent. The registry checks the digest, so a file changed since it
+// was hashed is refused, not stored.
+func uploadFile(ctx context.Context, repo *remote.Repository, f file, desc ocispec.Descriptor, prog *progress.Tracker) error {
 	fh, err := os.Open(f.path)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", f.path, err)
 	}
 	defer fh.Close()
-	if err := repo.Blobs().Push(ctx, desc, fh); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
+	if err := repo.Blobs().Push(ctx, desc, prog.Reader(f.rel, fh, desc.Size)); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
 		return fmt.Errorf("upload %s (%s): %w", f.path, desc.Digest, err)
 	}
 	return nil

@@ -11,11 +11,13 @@ import (
 
 	"github.com/modelgate/modelgate/config"
 	"github.com/modelgate/modelgate/oci"
+	"github.com/modelgate/modelgate/progress"
 	"github.com/modelgate/modelgate/push"
 )
 
 // pushCommand pushes a model directory as one artifact and prints
-// "pushed REF@DIGEST" on stdout; progress goes to stderr.
+// "pushed REF@DIGEST" on stdout; progress goes to stderr: a bar when stderr
+// is a terminal, plain lines otherwise (--progress).
 func pushCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("push", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -27,6 +29,8 @@ func pushCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	plainHTTP := fs.Bool("plain-http", false, "speak plain HTTP to the registry of REF")
 	cfgPath := fs.String("config", "", "optional modelgate.yaml whose registries' plain_http settings apply")
 	concurrency := fs.Int("concurrency", push.DefaultConcurrency, "files hashed and layers uploaded at once")
+	progressMode := progress.Auto
+	fs.Var(&progressMode, "progress", "how upload progress shows on stderr, `mode`: auto (bar on a terminal, plain otherwise), bar, plain (a line per file every 5s) or none")
 	var common commonFlags
 	fs.StringVar(&common.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&common.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -63,7 +67,12 @@ func pushCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		plain[parsed.Registry] = true
 	}
 	client := oci.NewClient(oci.ClientOptions{PlainHTTP: plain, UserAgent: "modelgate/" + versionString(), Logger: log})
-	res, err := push.Directory(ctx, client, dir, ref, push.Options{Format: *format, Concurrency: *concurrency, Progress: stderr})
+	res, err := push.Directory(ctx, client, dir, ref, push.Options{
+		Format:          *format,
+		Concurrency:     *concurrency,
+		Progress:        stderr,
+		ProgressOptions: progress.Options{Mode: progressMode},
+	})
 	if err != nil {
 		return err
 	}

@@ -115,6 +115,33 @@ func TestPushDockerFormat(t *testing.T) {
 	}
 }
 
+// TestPushProgressBar: --progress bar draws the bar on stderr, whatever
+// stderr is, and leaves stdout to the one "pushed" line.
+func TestPushProgressBar(t *testing.T) {
+	reg := testregistry.Start(t)
+	ref := reg.Host() + "/models/bar:v1"
+	var out, errOut bytes.Buffer
+	if code := run([]string{"push", "--plain-http", "--progress", "bar", writePushDir(t), ref}, &out, &errOut); code != 0 {
+		t.Fatalf("push exited %d: %s", code, errOut.String())
+	}
+	if m := pushedLine.FindStringSubmatch(out.String()); m == nil || m[1] != ref {
+		t.Errorf("stdout %q, want one line \"pushed %s@sha256:...\"", out.String(), ref)
+	}
+	for _, want := range []string{"uploading  model.gguf (21B)\n", "100% |", "(45/45 B", "\npushed 3 files (45B): uploaded 3 blobs (45B)"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%q", want, errOut.String())
+		}
+	}
+
+	errOut.Reset()
+	if code := run([]string{"push", "--plain-http", "--progress=none", writePushDir(t), reg.Host() + "/models/none:v1"}, &out, &errOut); code != 0 {
+		t.Fatalf("push --progress=none exited %d: %s", code, errOut.String())
+	}
+	if strings.Contains(errOut.String(), "%") || !strings.Contains(errOut.String(), "uploading  model.gguf (21B)\n") {
+		t.Errorf("--progress=none: stderr %q, want the per-file lines only", errOut.String())
+	}
+}
+
 // TestPushWithConfigThenPull: the configuration's registries settings apply
 // to push, and `modelgate pull` lays out what push published.
 func TestPushWithConfigThenPull(t *testing.T) {
@@ -176,6 +203,7 @@ func TestPushUsageAndErrors(t *testing.T) {
 		{"unknown format", []string{"push", "--format", "kit", writePushDir(t), ref}, 1, `format "kit" (want modelpack or docker)`},
 		{"no tag", []string{"push", "--plain-http", writePushDir(t), reg.Host() + "/models/bad"}, 1, "reference has no tag"},
 		{"bad concurrency", []string{"push", "--concurrency", "0", writePushDir(t), ref}, 1, "--concurrency 0: must be at least 1"},
+		{"bad progress", []string{"push", "--progress", "fancy", writePushDir(t), ref}, 1, `invalid value "fancy" for flag -progress: "fancy" (want auto, bar, plain or none)`},
 		{"missing config", []string{"push", "--config", filepath.Join(empty, "none.yaml"), writePushDir(t), ref}, 1, "load config"},
 	}
 	for _, tt := range tests {
