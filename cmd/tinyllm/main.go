@@ -61,12 +61,18 @@ func run(args []string) error {
 		return err
 	}
 	if model == "" {
+		fs.Usage()
 		return errors.New("-m MODEL.gguf is required")
 	}
 	if alias == "" {
 		alias = strings.TrimSuffix(filepath.Base(model), ".gguf")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// Watch for signals before listening: a supervisor may stop the process
+	// as soon as the port answers, and SIGTERM must then shut down cleanly
+	// rather than kill it.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 
 	srv := server.New(alias, log)
 	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
@@ -78,8 +84,6 @@ func run(args []string) error {
 	go func() { served <- httpServer.Serve(l) }()
 	log.Info("listening, loading model", "addr", l.Addr().String(), "model", model, "threads", threads)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	loaded := make(chan error, 1)
 	go func() {
 		start := time.Now()

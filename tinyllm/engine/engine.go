@@ -20,9 +20,6 @@ import (
 	"github.com/modelgate/modelgate/tinyllm/tokenizer"
 )
 
-// ErrContextExceeded means the prompt does not fit in the context.
-var ErrContextExceeded = errors.New("the request exceeds the available context size")
-
 // Options configure an Engine.
 type Options struct {
 	ContextSize int // tokens; 0 means the model's trained context length
@@ -120,15 +117,21 @@ type Result struct {
 	GenDuration      time.Duration
 }
 
-// Generate runs req, calling emit with each new piece of text as soon as it
-// is certain (never text that a stop string might still swallow). It stops
-// early with ctx's error if ctx ends (the client went away) or emit fails.
+// Generate runs req, calling emit (which may be nil) with each new piece of
+// text as soon as it is certain (never text that a stop string might still
+// swallow). A prompt that leaves no room in the context for a generated
+// token is refused with a *ContextExceededError. Generation stops early
+// with ctx's error if ctx ends (the client went away), or with emit's error
+// if emit fails; the engine stays usable either way.
 func (e *Engine) Generate(ctx context.Context, req Request, emit func(string) error) (*Result, error) {
 	if len(req.Prompt) == 0 {
 		return nil, errors.New("generate: empty prompt")
 	}
 	if len(req.Prompt) >= e.ctxSize {
-		return nil, fmt.Errorf("generate: prompt of %d tokens, context of %d: %w", len(req.Prompt), e.ctxSize, ErrContextExceeded)
+		return nil, &ContextExceededError{PromptTokens: len(req.Prompt), ContextSize: e.ctxSize}
+	}
+	if emit == nil {
+		emit = func(string) error { return nil }
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -178,7 +181,9 @@ func (e *Engine) Generate(ctx context.Context, req Request, emit func(string) er
 				break
 			}
 		}
-		if req.MaxTokens > 0 && res.CompletionTokens >= req.MaxTokens || e.session.Pos() >= e.ctxSize {
+		// The prompt and the completion share the context: stop when id
+		// takes its last position (llama-server's n_past + 1 >= n_ctx).
+		if req.MaxTokens > 0 && res.CompletionTokens >= req.MaxTokens || e.session.Pos()+1 >= e.ctxSize {
 			res.FinishReason, res.StopType = FinishLength, "limit"
 			break
 		}

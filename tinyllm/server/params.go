@@ -90,12 +90,16 @@ func (p *params) sampling() sample.Params {
 	return sp
 }
 
-// maxTokens is the completion limit: max_completion_tokens, max_tokens or
-// n_predict; 0 (until the context is full) when none is given.
+// maxTokens is the completion limit: the first of n_predict,
+// max_completion_tokens and max_tokens that the request gives, as
+// llama-server reads it (n_predict, else max_tokens: server-task.cpp,
+// params_from_json_cmpl; max_completion_tokens is OpenAI's newer name for
+// max_tokens). 0 (until the context is full) when none is given or the one
+// given is 0 or less (llama-server's n_predict -1).
 func (p *params) maxTokens() int {
-	for _, v := range []*int{p.MaxCompletionTokens, p.MaxTokens, p.NPredict} {
-		if v != nil && *v > 0 {
-			return *v
+	for _, v := range []*int{p.NPredict, p.MaxCompletionTokens, p.MaxTokens} {
+		if v != nil {
+			return max(*v, 0)
 		}
 	}
 	return 0

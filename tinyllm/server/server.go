@@ -107,11 +107,16 @@ func (s *Server) ready(h func(w http.ResponseWriter, r *http.Request, e *engine.
 
 // failGeneration answers an error from the engine, unless the client left.
 func (s *Server) failGeneration(w http.ResponseWriter, r *http.Request, err error) {
+	var ce *engine.ContextExceededError
 	switch {
 	case r.Context().Err() != nil:
 		s.log.Info("client went away; generation stopped", "path", r.URL.Path)
-	case errors.Is(err, engine.ErrContextExceeded):
-		writeError(w, http.StatusBadRequest, "exceed_context_size_error", err.Error())
+	case errors.As(err, &ce):
+		// llama-server adds the two numbers to the error object.
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{
+			"code": http.StatusBadRequest, "message": ce.Error(), "type": "exceed_context_size_error",
+			"n_prompt_tokens": ce.PromptTokens, "n_ctx": ce.ContextSize,
+		}})
 	default:
 		s.log.Error("generation failed", "error", err)
 		writeError(w, http.StatusInternalServerError, "server_error", err.Error())
