@@ -158,7 +158,7 @@ registries: {%q: {plain_http: true}}
 // always does in CI).
 func TestReferenceDataMatchesTheFounders(t *testing.T) {
 	pairs := map[string]string{
-		"../../examples/stories260K/model.gguf":   "../../../shared/fixtures/stories260K.gguf",
+		"../../examples/stories260K/model.gguf":  "../../../shared/fixtures/stories260K.gguf",
 		"../../testdata/stories260K-greedy.json": "../../../shared/fixtures/stories260K-greedy.json",
 	}
 	for ours, theirs := range pairs {
