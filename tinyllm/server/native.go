@@ -9,19 +9,8 @@ import (
 
 // nativeCompletion serves llama-server's POST /completion.
 func (s *Server) nativeCompletion(w http.ResponseWriter, r *http.Request, e *engine.Engine, body []byte) {
-	p, err := parseParams(body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
-		return
-	}
-	prompt, promptText, err := p.promptTokens(e)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
-		return
-	}
-	req, err := p.request(prompt)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+	p, req, promptText, ok := prepare(w, e, body, false)
+	if !ok {
 		return
 	}
 	nPredict := req.MaxTokens

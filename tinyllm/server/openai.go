@@ -27,19 +27,8 @@ func newID(prefix string) string {
 
 // chatCompletions serves POST /v1/chat/completions.
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, e *engine.Engine, body []byte) {
-	p, err := parseParams(body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
-		return
-	}
-	prompt, err := p.chatTokens(e)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
-		return
-	}
-	req, err := p.request(prompt)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+	p, req, _, ok := prepare(w, e, body, true)
+	if !ok {
 		return
 	}
 	id, created := newID("chatcmpl-"), time.Now().Unix()
@@ -99,19 +88,8 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request, e *engi
 
 // completions serves POST /v1/completions.
 func (s *Server) completions(w http.ResponseWriter, r *http.Request, e *engine.Engine, body []byte) {
-	p, err := parseParams(body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
-		return
-	}
-	prompt, _, err := p.promptTokens(e)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
-		return
-	}
-	req, err := p.request(prompt)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+	p, req, _, ok := prepare(w, e, body, false)
+	if !ok {
 		return
 	}
 	id, created := newID("cmpl-"), time.Now().Unix()

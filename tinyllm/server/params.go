@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/modelgate/modelgate/tinyllm/chat"
@@ -177,4 +178,31 @@ func (p *params) request(prompt []int32) (engine.Request, error) {
 		return engine.Request{}, err
 	}
 	return engine.Request{Prompt: prompt, MaxTokens: p.maxTokens(), Sampling: p.sampling(), Stop: stops}, nil
+}
+
+// prepare decodes a completion request and builds what the engine runs:
+// from "messages" through the chat template when chat is set, from "prompt"
+// otherwise. A bad request is answered 400 here and ok is false.
+func prepare(w http.ResponseWriter, e *engine.Engine, body []byte, chat bool) (p *params, req engine.Request, promptText string, ok bool) {
+	fail := func(err error) (*params, engine.Request, string, bool) {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return nil, engine.Request{}, "", false
+	}
+	p, err := parseParams(body)
+	if err != nil {
+		return fail(err)
+	}
+	var prompt []int32
+	if chat {
+		prompt, err = p.chatTokens(e)
+	} else {
+		prompt, promptText, err = p.promptTokens(e)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if req, err = p.request(prompt); err != nil {
+		return fail(err)
+	}
+	return p, req, promptText, true
 }
