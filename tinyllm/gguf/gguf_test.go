@@ -37,6 +37,25 @@ func TestOpenDemoModel(t *testing.T) {
 	}
 }
 
+// TestParseVersion2: GGUF v2 has v3's layout (v3 only added big-endian
+// files, which carry their version byte-swapped and are refused).
+func TestParseVersion2(t *testing.T) {
+	good, err := os.ReadFile(demoModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Parse(patch(good, 4, 2))
+	if err != nil {
+		t.Fatalf("v2: %v", err)
+	}
+	if g.Version != 2 || len(g.Tensors) != 48 {
+		t.Errorf("v2 parsed as version %d with %d tensors", g.Version, len(g.Tensors))
+	}
+	if _, err := Parse(patch(good, 4, 3<<24)); !errors.Is(err, ErrFormat) {
+		t.Errorf("big-endian v3 = %v, want ErrFormat", err)
+	}
+}
+
 func TestWriteThenParseRoundTrips(t *testing.T) {
 	f32 := make([]byte, 4*32*2)
 	for i := 0; i < 64; i++ {
