@@ -21,7 +21,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-	"oras.land/oras-go/v2/registry"
+
+	"github.com/modelgate/modelgate/oci"
 )
 
 // Defaults, applied by Load where the file leaves a field out.
@@ -288,7 +289,10 @@ func checkReference(ref string) error {
 	if ref == "" {
 		return errors.New("is required")
 	}
-	r, err := registry.ParseReference(ref)
+	r, err := oci.ParseReference(ref)
+	if errors.Is(err, oci.ErrShortName) {
+		return fmt.Errorf("%q names no registry host: write it in full, e.g. registry.example.com/%s (Docker Hub is registry-1.docker.io/library/NAME)", ref, ref)
+	}
 	if err != nil {
 		return fmt.Errorf("%q is not a valid reference (want registry/repository:tag or registry/repository@sha256:...): %w", ref, err)
 	}

@@ -57,9 +57,9 @@ func NewClient(opts ClientOptions) *Client {
 // Repository parses ref (registry/repository[:tag|@digest]) and opens its
 // repository with this client.
 func (c *Client) Repository(ref string) (*remote.Repository, registry.Reference, error) {
-	parsed, err := registry.ParseReference(ref)
+	parsed, err := ParseReference(ref)
 	if err != nil {
-		return nil, registry.Reference{}, fmt.Errorf("parse reference %q: %w", ref, err)
+		return nil, registry.Reference{}, err
 	}
 	repo, err := remote.NewRepository(parsed.Registry + "/" + parsed.Repository)
 	if err != nil {
