@@ -55,9 +55,13 @@ func TestParseRefusesWithFileLineKeyAndReason(t *testing.T) {
 			`line 6: field gpu not found in type config.Model`},
 		{"missing runtime", func(s string) string { return strings.Replace(s, "runtime: py", "runtime: vllm", 1) },
 			`modelgate.yaml:5: models[0].runtime: runtime "vllm" is not defined under runtimes (defined: py)`},
-		{"bad reference", func(s string) string { return strings.Replace(s, "127.0.0.1:5000/models/tiny:v1", "r.example.com/UPPER/Case:v1", 1) },
+		{"bad reference", func(s string) string {
+			return strings.Replace(s, "127.0.0.1:5000/models/tiny:v1", "r.example.com/UPPER/Case:v1", 1)
+		},
 			`modelgate.yaml:4: models[0].ref: "r.example.com/UPPER/Case:v1" is not a valid reference`},
-		{"docker hub short name", func(s string) string { return strings.Replace(s, "127.0.0.1:5000/models/tiny:v1", "library/ubuntu:22.04", 1) },
+		{"docker hub short name", func(s string) string {
+			return strings.Replace(s, "127.0.0.1:5000/models/tiny:v1", "library/ubuntu:22.04", 1)
+		},
 			`modelgate.yaml:4: models[0].ref: "library/ubuntu:22.04" names no registry host`},
 		{"reference without tag", func(s string) string { return strings.Replace(s, "models/tiny:v1", "models/tiny", 1) },
 			`modelgate.yaml:4: models[0].ref: "127.0.0.1:5000/models/tiny" names no tag or digest`},
