@@ -107,60 +107,6 @@ func (c *Cache) CheckFits(size int64) error {
 	return nil
 }
 
-// WriteBlob streams r into the cache as the blob d of the given size. It
-// hashes while writing and makes the blob visible only when the size and the
-// digest match; otherwise it deletes what it wrote and returns an error
-// wrapping ErrDigestMismatch. A blob already present is success. Nothing
-// proportional to the blob's size is held in memory. The caller closes r.
-func (c *Cache) WriteBlob(ctx context.Context, d digest.Digest, size int64, r io.Reader) (err error) {
-	if err := d.Validate(); err != nil {
-		return fmt.Errorf("write blob %s: %w", d, err)
-	}
-	if c.HasBlob(d, size) {
-		return nil
-	}
-	partial := filepath.Join(c.root, "ingest", d.Encoded()+".partial")
-	f, err := os.OpenFile(partial, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("write blob %s: %w", d, err)
-	}
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-		if err != nil {
-			os.Remove(partial)
-		}
-	}()
-	verifier := d.Verifier()
-	// Read one byte past the size so that an over-long body is caught.
-	n, err := io.Copy(io.MultiWriter(f, verifier), io.LimitReader(contextReader{ctx, r}, size+1))
-	if err != nil {
-		return fmt.Errorf("write blob %s: %w", d, err)
-	}
-	if n != size {
-		return fmt.Errorf("write blob %s: got %d bytes, descriptor says %d: %w", d, n, size, ErrDigestMismatch)
-	}
-	if !verifier.Verified() {
-		return fmt.Errorf("write blob %s: content hashes to a different digest: %w", d, ErrDigestMismatch)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write blob %s: %w", d, err)
-	}
-	if err := f.Close(); err != nil {
-		f = nil
-		return fmt.Errorf("write blob %s: %w", d, err)
-	}
-	f = nil
-	if err := os.Chmod(partial, 0o444); err != nil {
-		return fmt.Errorf("write blob %s: %w", d, err)
-	}
-	if err := os.Rename(partial, c.BlobPath(d)); err != nil {
-		return fmt.Errorf("write blob %s: %w", d, err)
-	}
-	return syncDir(filepath.Dir(c.BlobPath(d)))
-}
-
 // Model returns the complete model directory for manifest digest d, or an
 // error wrapping ErrModelNotFound.
 func (c *Cache) Model(d digest.Digest) (*Model, error) {

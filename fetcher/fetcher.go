@@ -37,6 +37,13 @@ type Options struct {
 	MaxManifestBytes int64
 	// Logger receives pull progress (default slog.Default()).
 	Logger *slog.Logger
+	// ReadTimeout fails a blob body read that receives nothing for this
+	// long, so that a stalled connection is retried instead of hanging
+	// (default 30s).
+	ReadTimeout time.Duration
+	// MaxAttempts bounds the requests for one blob whose body breaks or
+	// stalls; each attempt resumes from the bytes on disk (default 5).
+	MaxAttempts int
 }
 
 // Fetcher pulls artifacts into a cache. It is safe for concurrent use.
@@ -66,6 +73,12 @@ func New(c *cache.Cache, opts Options) *Fetcher {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = defaultReadTimeout
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = defaultMaxAttempts
 	}
 	if opts.Client == nil {
 		opts.Client = oci.NewClient(oci.ClientOptions{Logger: opts.Logger})
@@ -214,21 +227,14 @@ func (f *Fetcher) fetchManifest(ctx context.Context, repo *remote.Repository, re
 }
 
 // fetchBlob downloads one blob into the cache, once per digest however many
-// pulls ask for it at the same time. It returns the bytes downloaded.
+// pulls ask for it at the same time, resuming and retrying as download
+// describes. It returns the body bytes received.
 func (f *Fetcher) fetchBlob(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor) (int64, error) {
 	v, err, shared := f.blobs.Do(desc.Digest.String(), func() (any, error) {
 		if f.cache.HasBlob(desc.Digest, desc.Size) {
 			return int64(0), nil
 		}
-		rc, err := repo.Blobs().Fetch(ctx, desc)
-		if err != nil {
-			return int64(0), fmt.Errorf("fetch blob %s: %w", desc.Digest, classify(err))
-		}
-		defer rc.Close()
-		if err := f.cache.WriteBlob(ctx, desc.Digest, desc.Size, rc); err != nil {
-			return int64(0), classify(err)
-		}
-		return desc.Size, nil
+		return f.download(ctx, repo, desc)
 	})
 	if shared {
 		// The bytes are counted by the pull that did the download.
