@@ -5,6 +5,7 @@
 //	modelgate serve   --config modelgate.yaml
 //	modelgate pull    --config modelgate.yaml NAME...
 //	modelgate push    [--format modelpack|docker] DIR REGISTRY/REPOSITORY:TAG
+//	modelgate inspect [--config FILE] [--plain-http] [--json] REF
 //	modelgate version
 package main
 
@@ -33,6 +34,7 @@ Usage:
   modelgate serve   [--config FILE]          run the gateway
   modelgate pull    [--config FILE] NAME...  pull configured models (or references) into the cache
   modelgate push    [flags] DIR REF          push a model directory as one artifact (ModelPack or Docker)
+  modelgate inspect [flags] REF              show the format and files of an artifact without downloading it
   modelgate version                          print the version
 
 Run "modelgate COMMAND -h" for a command's flags.
@@ -58,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = pullCommand(ctx, args[1:], stdout, stderr)
 	case "push":
 		err = pushCommand(ctx, args[1:], stdout, stderr)
+	case "inspect":
+		err = inspectCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":
