@@ -46,6 +46,8 @@ type File struct {
 	Path   string        `json:"path"` // slash-separated, relative to the model directory
 	Digest digest.Digest `json:"digest"`
 	Size   int64         `json:"size"`
+	// Unpacked is set when the blob is an archive unpacked at Path.
+	Unpacked bool `json:"unpacked,omitempty"`
 }
 
 // Model is a complete model directory in the cache.
@@ -126,54 +128,6 @@ func (c *Cache) Model(d digest.Digest) (*Model, error) {
 		return nil, fmt.Errorf("read model %s: directory missing: %w", d, ErrModelNotFound)
 	}
 	return &m, nil
-}
-
-// CommitModel lays out a model directory for manifest digest d from blobs
-// already in the cache: each file is a hard link to its blob (a copy where
-// the file system refuses links). The directory appears by rename when
-// complete; its record is written last. If the model is already present it
-// is returned unchanged.
-func (c *Cache) CommitModel(ctx context.Context, d digest.Digest, ref string, files []File, mainFile string) (*Model, error) {
-	if m, err := c.Model(d); err == nil {
-		return m, nil
-	}
-	m := &Model{Digest: d, Refs: []string{ref}, Files: files, MainFile: mainFile, Created: time.Now().UTC()}
-	for _, f := range files {
-		if err := CheckPath(f.Path); err != nil {
-			return nil, fmt.Errorf("commit model %s: %w", d, err)
-		}
-		m.Size += f.Size
-	}
-	tmp, err := os.MkdirTemp(filepath.Join(c.root, "ingest"), "model-"+d.Encoded()+"-")
-	if err != nil {
-		return nil, fmt.Errorf("commit model %s: %w", d, err)
-	}
-	defer os.RemoveAll(tmp) // a no-op once renamed
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("commit model %s: %w", d, err)
-		}
-		dst := filepath.Join(tmp, filepath.FromSlash(f.Path))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return nil, fmt.Errorf("commit model %s: %w", d, err)
-		}
-		if err := linkOrCopy(c.BlobPath(f.Digest), dst); err != nil {
-			return nil, fmt.Errorf("commit model %s: file %s: %w", d, f.Path, err)
-		}
-	}
-	dir := c.modelDir(d)
-	// A directory without a record is a leftover of an interrupted commit.
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("commit model %s: %w", d, err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return nil, fmt.Errorf("commit model %s: %w", d, err)
-	}
-	if err := writeFileAtomic(c.modelRecordPath(d), m); err != nil {
-		return nil, fmt.Errorf("commit model %s: %w", d, err)
-	}
-	m.Dir = dir
-	return m, nil
 }
 
 func (c *Cache) modelDir(d digest.Digest) string {

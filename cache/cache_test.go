@@ -71,7 +71,7 @@ func TestWriteBlobStopsWhenContextEnds(t *testing.T) {
 	}
 }
 
-func TestCommitModelLinksSharedBlobsOnce(t *testing.T) {
+func TestCommitLinksSharedBlobsOnce(t *testing.T) {
 	ctx := context.Background()
 	c := openTemp(t, 0)
 	weights, tok := []byte("shared weights"), []byte("tokenizer")
@@ -80,15 +80,15 @@ func TestCommitModelLinksSharedBlobsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	files := []File{
+	files := []Entry{
 		{Path: "model.gguf", Digest: digest.FromBytes(weights), Size: int64(len(weights))},
 		{Path: "tok/tokenizer.json", Digest: digest.FromBytes(tok), Size: int64(len(tok))},
 	}
-	m1, err := c.CommitModel(ctx, digest.FromString("manifest one"), "r/a:1", files, "model.gguf")
+	m1, err := c.Commit(ctx, digest.FromString("manifest one"), "r/a:1", files, "model.gguf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m2, err := c.CommitModel(ctx, digest.FromString("manifest two"), "r/b:1", files[:1], "model.gguf")
+	m2, err := c.Commit(ctx, digest.FromString("manifest two"), "r/b:1", files[:1], "model.gguf")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,16 +125,16 @@ func TestModelWithoutRecordIsNotPresent(t *testing.T) {
 	}
 }
 
-func TestCommitModelRefusesUnsafePaths(t *testing.T) {
+func TestCommitRefusesUnsafePaths(t *testing.T) {
 	c := openTemp(t, 0)
 	data := []byte("x")
 	if err := c.WriteBlob(context.Background(), digest.FromBytes(data), 1, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"../escape", "/etc/passwd", "a/../../b", "", ".", "a//b", "./a"} {
-		_, err := c.CommitModel(context.Background(), digest.FromString(p), "r/a:1", []File{{Path: p, Digest: digest.FromBytes(data), Size: 1}}, "")
+		_, err := c.Commit(context.Background(), digest.FromString(p), "r/a:1", []Entry{{Path: p, Digest: digest.FromBytes(data), Size: 1}}, "")
 		if !errors.Is(err, ErrUnsafePath) {
-			t.Errorf("path %q: CommitModel = %v, want ErrUnsafePath", p, err)
+			t.Errorf("path %q: Commit = %v, want ErrUnsafePath", p, err)
 		}
 	}
 	for _, p := range []string{"model.gguf", "a/b/c.json", "weird name..txt"} {

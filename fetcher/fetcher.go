@@ -11,10 +11,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
@@ -33,7 +35,11 @@ type Options struct {
 	Client *oci.Client
 	// Concurrency is how many layers download at once (default 4).
 	Concurrency int
-	// MaxManifestBytes refuses larger manifests (default 4 MiB).
+	// ImageModelDir is the directory of an image that holds the model
+	// (default "models", as KServe modelcars do).
+	ImageModelDir string
+	// MaxManifestBytes refuses larger manifests, indexes and configs
+	// (default 4 MiB).
 	MaxManifestBytes int64
 	// Logger receives pull progress (default slog.Default()).
 	Logger *slog.Logger
@@ -61,6 +67,9 @@ type Result struct {
 	// Downloaded is the number of blob bytes fetched from the registry for
 	// this pull; 0 when every blob was already in the cache.
 	Downloaded int64
+	// Format is the artifact format detected ("" when the model was
+	// already in the cache).
+	Format string
 }
 
 // New returns a Fetcher writing into c.
@@ -154,31 +163,47 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 	if err != nil {
 		return nil, err
 	}
-	files, mainFile, err := filesOf(manifest)
+	var config []byte
+	if NeedsConfig(manifest) {
+		if config, err = f.readCapped(ctx, repo, ref, "config", manifest.Config); err != nil {
+			return nil, err
+		}
+	}
+	plan, err := Classify(manifest, config, ClassifyOptions{ImageModelDir: f.opts.ImageModelDir})
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
+	entries := make([]cache.Entry, 0, len(plan.Entries))
+	var blobs []ocispec.Descriptor
 	var total int64
-	for _, l := range files {
-		total += l.Size
+	seen := map[digest.Digest]bool{}
+	for _, e := range plan.Entries {
+		entries = append(entries, cache.Entry{Digest: e.Layer.Digest, Size: e.Layer.Size, Path: e.Path, Archive: e.Archive})
+		if !seen[e.Layer.Digest] {
+			seen[e.Layer.Digest] = true
+			blobs = append(blobs, e.Layer)
+			total += e.Layer.Size
+		}
 	}
+	// Archives unpack to more than their compressed size; the budget check
+	// counts what is downloaded.
 	if err := f.cache.CheckFits(total); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 
 	log := f.opts.Logger.With("ref", ref, "digest", desc.Digest.String())
-	log.Info("pull started", "files", len(files), "bytes", total)
+	log.Info("pull started", "format", plan.Format, "layers", len(blobs), "bytes", total)
+	for _, s := range plan.Skipped {
+		log.Info("layer skipped", "reason", s)
+	}
 	start := time.Now()
 	var downloaded atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.opts.Concurrency)
-	seen := map[string]bool{}
-	for _, file := range files {
-		if seen[file.Digest.String()] || f.cache.HasBlob(file.Digest, file.Size) {
+	for _, l := range blobs {
+		if f.cache.HasBlob(l.Digest, l.Size) {
 			continue
 		}
-		seen[file.Digest.String()] = true
-		l := ocispec.Descriptor{Digest: file.Digest, Size: file.Size}
 		g.Go(func() error {
 			n, err := f.fetchBlob(gctx, repo, l)
 			downloaded.Add(n)
@@ -191,39 +216,67 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	m, err := f.cache.CommitModel(ctx, desc.Digest, ref, files, mainFile)
+	m, err := f.cache.Commit(ctx, desc.Digest, ref, entries, plan.MainFile)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
-	log.Info("pull finished", "downloaded_bytes", downloaded.Load(), "seconds", time.Since(start).Seconds(), "dir", m.Dir)
-	return &Result{Model: m, Downloaded: downloaded.Load()}, nil
+	log.Info("pull finished", "downloaded_bytes", downloaded.Load(), "seconds", time.Since(start).Seconds(), "dir", m.Dir, "main_file", m.MainFile)
+	return &Result{Model: m, Downloaded: downloaded.Load(), Format: plan.Format}, nil
 }
 
-// fetchManifest reads the manifest with a hard cap; content.ReadAll checks
-// its size and digest against desc.
+// fetchManifest reads the manifest desc names; an image index is resolved
+// to its linux/amd64 manifest first.
 func (f *Fetcher) fetchManifest(ctx context.Context, repo *remote.Repository, ref string, desc ocispec.Descriptor) (*ocispec.Manifest, error) {
-	if desc.Size > f.opts.MaxManifestBytes {
-		return nil, fmt.Errorf("fetch manifest %s: %d bytes exceeds the %d-byte cap: %w", ref, desc.Size, f.opts.MaxManifestBytes, ErrManifestTooLarge)
-	}
 	switch desc.MediaType {
+	case ocispec.MediaTypeImageIndex, mediaTypeDockerManifestList:
+		data, err := f.readCapped(ctx, repo, ref, "index", desc)
+		if err != nil {
+			return nil, err
+		}
+		var index ocispec.Index
+		if err := json.Unmarshal(data, &index); err != nil {
+			return nil, fmt.Errorf("fetch index %s: %w: %w", ref, ErrUnsupported, err)
+		}
+		if desc, err = SelectManifest(&index, ocispec.Platform{OS: "linux", Architecture: "amd64"}); err != nil {
+			return nil, fmt.Errorf("fetch index %s: %w", ref, err)
+		}
 	case ocispec.MediaTypeImageManifest, mediaTypeDockerManifest:
 	default:
 		return nil, fmt.Errorf("fetch manifest %s: media type %q: %w", ref, desc.MediaType, ErrUnsupported)
 	}
-	rc, err := repo.Fetch(ctx, desc)
+	data, err := f.readCapped(ctx, repo, ref, "manifest", desc)
 	if err != nil {
-		return nil, fmt.Errorf("fetch manifest %s: %w", ref, classify(err))
-	}
-	defer rc.Close()
-	data, err := content.ReadAll(rc, desc)
-	if err != nil {
-		return nil, fmt.Errorf("fetch manifest %s: %w", ref, classify(err))
+		return nil, err
 	}
 	var m ocispec.Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("fetch manifest %s: %w: %w", ref, ErrUnsupported, err)
 	}
 	return &m, nil
+}
+
+// readCapped reads a manifest, index or config blob of at most
+// MaxManifestBytes; content.ReadAll checks its size and digest.
+func (f *Fetcher) readCapped(ctx context.Context, repo *remote.Repository, ref, what string, desc ocispec.Descriptor) ([]byte, error) {
+	if desc.Size > f.opts.MaxManifestBytes {
+		return nil, fmt.Errorf("fetch %s %s: %d bytes exceeds the %d-byte cap: %w", what, ref, desc.Size, f.opts.MaxManifestBytes, ErrManifestTooLarge)
+	}
+	var rc io.ReadCloser
+	var err error
+	if what == "config" {
+		rc, err = repo.Blobs().Fetch(ctx, desc)
+	} else {
+		rc, err = repo.Fetch(ctx, desc)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s %s: %w", what, ref, classify(err))
+	}
+	defer rc.Close()
+	data, err := content.ReadAll(rc, desc)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s %s: %w", what, ref, classify(err))
+	}
+	return data, nil
 }
 
 // fetchBlob downloads one blob into the cache, once per digest however many

@@ -220,6 +220,9 @@ const (
 
 // Annotations the classifier reads.
 const (
+	// annotationFilepath names a layer's path in CNCF ModelPack and Docker
+	// model artifacts (model-spec v0.0.7+).
+	annotationFilepath = "org.cncf.model.filepath"
 	// annotationLegacyFilepath is org.cncf.model.filepath before
 	// model-spec v0.0.7.
 	annotationLegacyFilepath = "org.cnai.model.filepath"
@@ -266,3 +269,9 @@ var dockerV01Names = map[string]string{
 	"application/vnd.docker.ai.chat.template.jinja": "template.jinja",
 	"application/vnd.docker.ai.license":             "LICENSE",
 }
+
+// Manifest media types the puller reads besides OCI's.
+const (
+	mediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+)
