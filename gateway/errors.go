@@ -9,6 +9,7 @@ import (
 	"github.com/modelgate/modelgate/cache"
 	"github.com/modelgate/modelgate/fetcher"
 	"github.com/modelgate/modelgate/runtime"
+	"github.com/modelgate/modelgate/unpack"
 )
 
 // apiError is an error answered to a client, in the OpenAI error shape:
@@ -50,6 +51,9 @@ var errorTable = []errorRow{
 	{fetcher.ErrManifestTooLarge, http.StatusBadGateway, "upstream_error", "manifest_too_large", ""},
 	{fetcher.ErrUnsupported, http.StatusBadGateway, "upstream_error", "unsupported_artifact", ""},
 	{cache.ErrUnsafePath, http.StatusBadGateway, "upstream_error", "unsafe_artifact", ""},
+	{unpack.ErrUnsafe, http.StatusBadGateway, "upstream_error", "unsafe_artifact", ""},
+	{unpack.ErrTooLarge, http.StatusBadGateway, "upstream_error", "archive_too_large", ""},
+	{unpack.ErrCorrupt, http.StatusBadGateway, "upstream_error", "corrupt_archive", ""},
 	{cache.ErrTooLarge, http.StatusInsufficientStorage, "server_error", "insufficient_storage", ""},
 	{runtime.ErrNotReady, http.StatusGatewayTimeout, "server_error", "runtime_not_ready", ""},
 	{runtime.ErrExited, http.StatusInternalServerError, "server_error", "runtime_exited", ""},

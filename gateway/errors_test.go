@@ -1,6 +1,9 @@
 package gateway_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"net"
 	"net/http"
 	"os"
@@ -194,4 +197,31 @@ func closedAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// TestUnsafeArchiveIsRefused: an ORAS directory layer whose tar climbs out
+// of the model directory is refused with 502 unsafe_artifact and nothing is
+// laid out.
+func TestUnsafeArchiveIsRefused(t *testing.T) {
+	reg := testregistry.Start(t)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: "dir/../../../escape.txt", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	tw.Write([]byte("x"))
+	tw.Close()
+	zw.Close()
+	desc := reg.Push(t, "models/evil", "v1", []testregistry.Layer{{
+		Title: "dir", MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Data: buf.Bytes(),
+		Annotations: map[string]string{"io.deis.oras.content.unpack": "true"},
+	}})
+	g := startGateway(t, reg, gatewayOptions{}, gateway.ModelSpec{Name: "tiny", Ref: reg.Host() + "/models/evil:v1", Profile: profile(t)})
+	resp, data := do(t, "POST", g.url+"/v1/chat/completions", chatBody)
+	checkError(t, resp, data, 502, "unsafe_artifact", "escape.txt")
+	if _, err := os.Stat(filepath.Join(g.cache, "models", "sha256", desc.Digest.Encoded())); !os.IsNotExist(err) {
+		t.Errorf("unsafe artifact laid out (stat: %v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(g.cache), "escape.txt")); !os.IsNotExist(err) {
+		t.Errorf("archive wrote outside the cache (stat: %v)", err)
+	}
 }
