@@ -59,7 +59,9 @@ var (
 // retried again here. A digest mismatch deletes the partial file; it is
 // retried once from the first byte, only when the blob was assembled from
 // several responses (the kept bytes may be the bad ones).
-func (f *Fetcher) download(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor) (int64, error) {
+//
+// watch, when not nil, wraps each response body to report progress.
+func (f *Fetcher) download(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, watch watchFunc) (int64, error) {
 	w, err := f.cache.OpenBlobWriter(desc.Digest, desc.Size)
 	if err != nil {
 		return 0, fmt.Errorf("fetch blob %s: %w", desc.Digest, err)
@@ -71,7 +73,7 @@ func (f *Fetcher) download(ctx context.Context, repo *remote.Repository, desc oc
 	restarted := false
 	for attempt := 1; ; attempt++ {
 		from := w.Offset()
-		n, err := f.fetchRange(ctx, repo, desc, w)
+		n, err := f.fetchRange(ctx, repo, desc, w, watch)
 		received += n
 		if err == nil {
 			err = w.Commit(ctx)
@@ -108,10 +110,13 @@ func (f *Fetcher) download(ctx context.Context, repo *remote.Repository, desc oc
 	}
 }
 
+// watchFunc wraps a response body of size bytes to observe its progress.
+type watchFunc func(body io.Reader, size int64) io.Reader
+
 // fetchRange sends one GET for the bytes of desc from w.Offset() on and
 // appends the body to w. It returns the body bytes appended. A partial file
 // that already holds the whole blob needs no request: Commit verifies it.
-func (f *Fetcher) fetchRange(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, w *cache.BlobWriter) (int64, error) {
+func (f *Fetcher) fetchRange(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, w *cache.BlobWriter, watch watchFunc) (int64, error) {
 	off := w.Offset()
 	if off == desc.Size {
 		return 0, nil
@@ -179,7 +184,11 @@ func (f *Fetcher) fetchRange(ctx context.Context, repo *remote.Repository, desc 
 		return 0, statusError(resp)
 	}
 
-	n, err := w.Append(ctx, &idleReader{r: resp.Body, timeout: f.opts.ReadTimeout, cancel: cancel})
+	var body io.Reader = &idleReader{r: resp.Body, timeout: f.opts.ReadTimeout, cancel: cancel}
+	if watch != nil {
+		body = watch(body, desc.Size-w.Offset())
+	}
+	n, err := w.Append(ctx, body)
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errReadTimeout) {
 			return n, fmt.Errorf("%w: GET %s: %w after %s (%d bytes into the blob)", ErrUnreachable, url, errReadTimeout, f.opts.ReadTimeout, w.Offset())

@@ -8,6 +8,7 @@
 package fetcher
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/modelgate/modelgate/cache"
 	"github.com/modelgate/modelgate/oci"
+	"github.com/modelgate/modelgate/progress"
 )
 
 // Options configure a Fetcher. Zero values take the documented defaults.
@@ -41,7 +43,12 @@ type Options struct {
 	// MaxManifestBytes refuses larger manifests, indexes and configs
 	// (default 4 MiB).
 	MaxManifestBytes int64
-	// Logger receives pull progress (default slog.Default()).
+	// Progress, when set, receives byte progress of downloads: a bar on a
+	// terminal, timed lines otherwise (package progress, ProgressMode).
+	Progress io.Writer
+	// ProgressMode picks the display (default auto).
+	ProgressMode progress.Mode
+	// Logger receives pull events (default slog.Default()).
 	Logger *slog.Logger
 	// ReadTimeout fails a blob body read that receives nothing for this
 	// long, so that a stalled connection is retried instead of hanging
@@ -177,8 +184,12 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 	var blobs []ocispec.Descriptor
 	var total int64
 	seen := map[digest.Digest]bool{}
+	names := map[digest.Digest]string{} // what progress calls each blob
 	for _, e := range plan.Entries {
 		entries = append(entries, cache.Entry{Digest: e.Layer.Digest, Size: e.Layer.Size, Path: e.Path, Archive: e.Archive})
+		if names[e.Layer.Digest] == "" {
+			names[e.Layer.Digest] = cmp.Or(e.Path, e.Layer.Digest.Encoded()[:12])
+		}
 		if !seen[e.Layer.Digest] {
 			seen[e.Layer.Digest] = true
 			blobs = append(blobs, e.Layer)
@@ -197,15 +208,28 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 		log.Info("layer skipped", "reason", s)
 	}
 	start := time.Now()
+	var missing []ocispec.Descriptor
+	var missingBytes int64
+	for _, l := range blobs {
+		if !f.cache.HasBlob(l.Digest, l.Size) {
+			missing = append(missing, l)
+			missingBytes += l.Size
+		}
+	}
+	tracker, err := f.newTracker(missingBytes)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	defer tracker.Done()
 	var downloaded atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.opts.Concurrency)
-	for _, l := range blobs {
-		if f.cache.HasBlob(l.Digest, l.Size) {
-			continue
-		}
+	for _, l := range missing {
+		name := names[l.Digest]
 		g.Go(func() error {
-			n, err := f.fetchBlob(gctx, repo, l)
+			n, err := f.fetchBlob(gctx, repo, l, func(body io.Reader, size int64) io.Reader {
+				return tracker.Reader(name, body, size)
+			})
 			downloaded.Add(n)
 			if err != nil {
 				return fmt.Errorf("pull %s: %w", ref, err)
@@ -282,18 +306,27 @@ func (f *Fetcher) readCapped(ctx context.Context, repo *remote.Repository, ref, 
 // fetchBlob downloads one blob into the cache, once per digest however many
 // pulls ask for it at the same time, resuming and retrying as download
 // describes. It returns the body bytes received.
-func (f *Fetcher) fetchBlob(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor) (int64, error) {
+func (f *Fetcher) fetchBlob(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, watch watchFunc) (int64, error) {
 	v, err, shared := f.blobs.Do(desc.Digest.String(), func() (any, error) {
 		if f.cache.HasBlob(desc.Digest, desc.Size) {
 			return int64(0), nil
 		}
-		return f.download(ctx, repo, desc)
+		return f.download(ctx, repo, desc, watch)
 	})
 	if shared {
 		// The bytes are counted by the pull that did the download.
 		return 0, err
 	}
 	return v.(int64), err
+}
+
+// newTracker reports the progress of one pull's downloads of total bytes;
+// a tracker of mode none when no Progress writer is set.
+func (f *Fetcher) newTracker(total int64) (*progress.Tracker, error) {
+	if f.opts.Progress == nil {
+		return progress.New(io.Discard, total, progress.Options{Mode: progress.None})
+	}
+	return progress.New(f.opts.Progress, total, progress.Options{Mode: f.opts.ProgressMode, Verbs: progress.Download})
 }
 
 // repository opens ref's repository with this fetcher's client.

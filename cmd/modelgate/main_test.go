@@ -98,6 +98,22 @@ func TestPullPrintsDigestPathBytesAndUsesTheCache(t *testing.T) {
 	}
 }
 
+func TestPullShowsDownloadProgress(t *testing.T) {
+	reg := testregistry.Start(t)
+	ref := pushTiny(t, reg)
+	cfg := writeConfig(t, reg, "127.0.0.1:0", ref)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"pull", "--config", cfg, "--progress", "bar", "tiny"}, &out, &errOut); code != 0 {
+		t.Fatalf("pull exited %d: %s", code, errOut.String())
+	}
+	if s := errOut.String(); !strings.Contains(s, "model.bin") || !strings.Contains(s, "100%") {
+		t.Errorf("no progress bar for model.bin reaching 100%% on stderr:\n%s", s)
+	}
+	if code := run([]string{"pull", "--config", cfg, "--progress", "sideways", "tiny"}, &out, &errOut); code != 2 && code != 1 {
+		t.Errorf("bad --progress accepted (exit %d)", code)
+	}
+}
+
 func TestPullOfMissingTagFails(t *testing.T) {
 	reg := testregistry.Start(t)
 	cfg := writeConfig(t, reg, "127.0.0.1:0", reg.Host()+"/models/tiny:v1")

@@ -7,19 +7,24 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/modelgate/modelgate/progress"
 )
 
 // pullCommand pulls configured models (by name) or references into the
 // cache without serving them, and prints what it laid out.
 func pullCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	names, cfg, log, err := setup(flag.NewFlagSet("pull", flag.ContinueOnError), args, stderr)
+	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
+	mode := progress.Auto
+	fs.Var(&mode, "progress", "download progress: auto (a bar on a terminal, lines otherwise), bar, plain or none")
+	names, cfg, log, err := setup(fs, args, stderr)
 	if err != nil {
 		return err
 	}
 	if len(names) == 0 {
 		return errors.New("name a model of the configuration (or a reference) to pull")
 	}
-	f, err := newFetcher(cfg, log)
+	f, err := newFetcher(cfg, log, stderr, mode)
 	if err != nil {
 		return err
 	}

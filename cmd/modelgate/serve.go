@@ -8,6 +8,7 @@ import (
 	"net"
 
 	"github.com/modelgate/modelgate/gateway"
+	"github.com/modelgate/modelgate/progress"
 )
 
 // serveCommand runs the gateway until ctx ends (SIGTERM or SIGINT), then
@@ -18,7 +19,7 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, err := newFetcher(cfg, log)
+	f, err := newFetcher(cfg, log, logLines{log: log, msg: "pull progress"}, progress.Plain)
 	if err != nil {
 		return err
 	}

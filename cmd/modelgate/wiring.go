@@ -2,18 +2,22 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/modelgate/modelgate/cache"
 	"github.com/modelgate/modelgate/config"
 	"github.com/modelgate/modelgate/fetcher"
 	"github.com/modelgate/modelgate/gateway"
 	"github.com/modelgate/modelgate/oci"
+	"github.com/modelgate/modelgate/progress"
 	"github.com/modelgate/modelgate/runtime"
 )
 
-// newFetcher opens the cache and a fetcher as the configuration says.
-func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) {
+// newFetcher opens the cache and a fetcher as the configuration says;
+// download progress goes to progressOut (nil: none) in the given mode.
+func newFetcher(cfg *config.Config, log *slog.Logger, progressOut io.Writer, mode progress.Mode) (*fetcher.Fetcher, error) {
 	c, err := cache.Open(cfg.Cache.Dir, int64(cfg.Cache.MaxBytes))
 	if err != nil {
 		return nil, err
@@ -22,6 +26,8 @@ func newFetcher(cfg *config.Config, log *slog.Logger) (*fetcher.Fetcher, error) 
 		Client:           newOCIClient(cfg, log),
 		Concurrency:      cfg.Fetch.Concurrency,
 		MaxManifestBytes: int64(cfg.Fetch.MaxManifestBytes),
+		Progress:         progressOut,
+		ProgressMode:     mode,
 		Logger:           log,
 	}), nil
 }
@@ -59,4 +65,20 @@ func profileOf(name string, r config.Runtime) runtime.Profile {
 		StopSignal:     config.Signals[r.StopSignal],
 		StopTimeout:    r.StopTimeout.Std(),
 	}
+}
+
+// logLines is an io.Writer that logs each line written to it, so that the
+// gateway's cold-start pulls report progress in its structured log.
+type logLines struct {
+	log *slog.Logger
+	msg string
+}
+
+func (l logLines) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if line != "" {
+			l.log.Info(l.msg, "progress", line)
+		}
+	}
+	return len(p), nil
 }
