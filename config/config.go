@@ -11,6 +11,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -39,6 +41,9 @@ const (
 	// DefaultFetchConcurrency is how many layers are downloaded at once, as in
 	// oras-go's and go-containerregistry's defaults.
 	DefaultFetchConcurrency = 4
+	// maxPasswordBytes caps a password file: registry passwords and tokens
+	// (a JWT, a cloud access token) are far smaller.
+	maxPasswordBytes = 64 << 10
 	// DefaultMaxManifestBytes matches oras-go's cap on manifests (4 MiB).
 	DefaultMaxManifestBytes = 4 << 20
 )
@@ -109,7 +114,29 @@ type Cache struct {
 type Registry struct {
 	// PlainHTTP talks HTTP instead of HTTPS (local and test registries).
 	PlainHTTP bool `yaml:"plain_http"`
+	// Username logs in to this registry instead of the Docker configuration's
+	// credentials; it requires PasswordFile.
+	Username string `yaml:"username"`
+	// PasswordFile is the file holding Username's password (one trailing
+	// newline is trimmed); a relative path is relative to the configuration
+	// file's directory. The password itself never appears in modelgate.yaml.
+	PasswordFile string `yaml:"password_file"`
+	// Password is PasswordFile's content, read by Load.
+	Password Secret `yaml:"-"`
 }
+
+// Secret is a string that prints, formats and logs as "REDACTED"; convert it
+// with string() where the value itself is needed.
+type Secret string
+
+// String returns "REDACTED".
+func (Secret) String() string { return "REDACTED" }
+
+// GoString returns "REDACTED", for %#v.
+func (Secret) GoString() string { return "REDACTED" }
+
+// LogValue logs "REDACTED".
+func (Secret) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
 // Fetch tunes the puller.
 type Fetch struct {
@@ -264,15 +291,65 @@ func (c *Config) validate(root *yaml.Node) error {
 			fail([]any{"runtimes", name, "stop_signal"}, "%q is not one of SIGTERM, SIGINT, SIGQUIT, SIGKILL", rt.StopSignal)
 		}
 	}
-	for host := range c.Registries {
+	for _, host := range sortedKeys(c.Registries) {
 		if host == "" || strings.ContainsAny(host, "/ ") {
 			fail([]any{"registries", host}, "%q is not a registry host[:port]", host)
+		}
+		reg := c.Registries[host]
+		switch {
+		case reg.Username != "" && reg.PasswordFile == "":
+			fail([]any{"registries", host, "username"}, "needs password_file (the password is never written in this file)")
+		case reg.Username == "" && reg.PasswordFile != "":
+			fail([]any{"registries", host, "password_file"}, "needs username")
+		case reg.PasswordFile != "":
+			pw, err := c.readPassword(reg.PasswordFile)
+			if err != nil {
+				fail([]any{"registries", host, "password_file"}, "%v", err)
+				break
+			}
+			reg.Password = pw
+			c.Registries[host] = reg
 		}
 	}
 	if c.Fetch.Concurrency < 0 {
 		fail([]any{"fetch", "concurrency"}, "must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// readPassword reads a password file, relative to the configuration file's
+// directory, and trims one trailing newline (\n or \r\n). Its errors name
+// the file, never its content.
+func (c *Config) readPassword(path string) (Secret, error) {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(c.File), path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPasswordBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	if len(data) > maxPasswordBytes {
+		return "", fmt.Errorf("password file %s is larger than %d bytes", path, maxPasswordBytes)
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	if pw == "" {
+		return "", fmt.Errorf("password file %s is empty", path)
+	}
+	return Secret(pw), nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func (c *Config) runtimeNames() []string {

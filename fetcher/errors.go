@@ -10,6 +10,7 @@ import (
 
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/modelgate/modelgate/cache"
@@ -44,6 +45,9 @@ func classify(err error) error {
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	case errors.As(err, &resp) && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden):
+		return fmt.Errorf("%w: %w", ErrDenied, err)
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		// A registry asking for Basic credentials that we do not have.
 		return fmt.Errorf("%w: %w", ErrDenied, err)
 	case errors.Is(err, content.ErrMismatchedDigest), errors.Is(err, content.ErrTrailingData):
 		return fmt.Errorf("%w: %w", cache.ErrDigestMismatch, err)

@@ -20,6 +20,10 @@ import (
 type ClientOptions struct {
 	// PlainHTTP lists registry hosts (host[:port]) spoken to over HTTP.
 	PlainHTTP map[string]bool
+	// Credentials maps registry hosts (host[:port]) to the user and password
+	// to log in with. They take precedence over the Docker configuration for
+	// their hosts; other hosts still use the Docker configuration.
+	Credentials map[string]Credential
 	// UserAgent is sent with every request.
 	UserAgent string
 	// Logger receives warnings (default slog.Default()).
@@ -33,9 +37,10 @@ type Client struct {
 	plainHTTP map[string]bool
 }
 
-// NewClient returns a Client whose credentials come from the Docker
-// configuration (~/.docker/config.json, $DOCKER_CONFIG, and the credential
-// helpers it names), as `docker login` and `oras login` write them. Requests
+// NewClient returns a Client whose credentials come from opts.Credentials
+// for the hosts listed there, and otherwise from the Docker configuration
+// (~/.docker/config.json, $DOCKER_CONFIG, and the credential helpers it
+// names), as `docker login` and `oras login` write them. Requests
 // are retried with exponential backoff on 5xx, 429 and network errors
 // (oras-go's retry policy).
 func NewClient(opts ClientOptions) *Client {
@@ -46,11 +51,16 @@ func NewClient(opts ClientOptions) *Client {
 	if opts.UserAgent != "" {
 		c.Header.Set("User-Agent", opts.UserAgent)
 	}
+	var docker auth.CredentialFunc
 	if store, err := credentials.NewStoreFromDocker(credentials.StoreOptions{}); err == nil {
-		c.Credential = credentials.Credential(store)
+		docker = credentials.Credential(store)
 	} else {
-		opts.Logger.Warn("docker credentials unavailable; using the registry anonymously", "error", err)
+		opts.Logger.Warn("docker credentials unavailable; registries without configured credentials are used anonymously", "error", err)
 	}
+	for host, cred := range opts.Credentials {
+		opts.Logger.Debug("registry credentials from the configuration", "registry", host, "username", cred.Username)
+	}
+	c.Credential = credentialFunc(opts.Credentials, docker)
 	return &Client{http: c, plainHTTP: opts.PlainHTTP}
 }
 

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"text/tabwriter"
 
@@ -17,7 +18,6 @@ import (
 
 	"github.com/modelgate/modelgate/config"
 	"github.com/modelgate/modelgate/fetcher"
-	"github.com/modelgate/modelgate/oci"
 )
 
 // Caps on what inspect reads: it never reads a layer blob.
@@ -105,20 +105,17 @@ func inspectCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("parse reference %q: %w", ref, err)
 	}
-	plain := map[string]bool{}
+	var cfg *config.Config
 	if *cfgPath != "" {
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
+		if cfg, err = config.Load(*cfgPath); err != nil {
 			return err
 		}
-		for host, r := range cfg.Registries {
-			plain[host] = r.PlainHTTP
-		}
 	}
+	var plainHosts []string
 	if *plainHTTP {
-		plain[parsed.Registry] = true
+		plainHosts = append(plainHosts, parsed.Registry)
 	}
-	client := oci.NewClient(oci.ClientOptions{PlainHTTP: plain, UserAgent: "modelgate/" + versionString()})
+	client := newOCIClient(cfg, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), plainHosts...)
 	repo, parsed, err := client.Repository(ref)
 	if err != nil {
 		return err

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"oras.land/oras-go/v2/registry"
-
 	"github.com/modelgate/modelgate/config"
 	"github.com/modelgate/modelgate/oci"
 	"github.com/modelgate/modelgate/progress"
@@ -49,24 +47,21 @@ func pushCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	plain := map[string]bool{}
+	var cfg *config.Config
 	if *cfgPath != "" {
-		cfg, err := config.Load(*cfgPath)
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	var plainHosts []string
+	if *plainHTTP {
+		parsed, err := oci.ParseReference(ref)
 		if err != nil {
 			return err
 		}
-		for host, r := range cfg.Registries {
-			plain[host] = r.PlainHTTP
-		}
+		plainHosts = append(plainHosts, parsed.Registry)
 	}
-	if *plainHTTP {
-		parsed, err := registry.ParseReference(ref)
-		if err != nil {
-			return fmt.Errorf("parse reference %q: %w", ref, err)
-		}
-		plain[parsed.Registry] = true
-	}
-	client := oci.NewClient(oci.ClientOptions{PlainHTTP: plain, UserAgent: "modelgate/" + versionString(), Logger: log})
+	client := newOCIClient(cfg, log, plainHosts...)
 	res, err := push.Directory(ctx, client, dir, ref, push.Options{
 		Format:          *format,
 		Concurrency:     *concurrency,

@@ -33,12 +33,25 @@ func newFetcher(cfg *config.Config, log *slog.Logger, progressOut io.Writer, mod
 }
 
 // newOCIClient is the registry client the configuration describes.
-func newOCIClient(cfg *config.Config, log *slog.Logger) *oci.Client {
+// cfg may be nil (push and inspect run without one); plainHosts are spoken
+// to over HTTP in addition to those the configuration names.
+func newOCIClient(cfg *config.Config, log *slog.Logger, plainHosts ...string) *oci.Client {
 	plain := map[string]bool{}
-	for host, r := range cfg.Registries {
-		plain[host] = r.PlainHTTP
+	for _, h := range plainHosts {
+		plain[h] = true
 	}
-	return oci.NewClient(oci.ClientOptions{PlainHTTP: plain, UserAgent: "modelgate/" + versionString(), Logger: log})
+	creds := map[string]oci.Credential{}
+	var registries map[string]config.Registry
+	if cfg != nil {
+		registries = cfg.Registries
+	}
+	for host, r := range registries {
+		plain[host] = plain[host] || r.PlainHTTP
+		if r.Username != "" {
+			creds[host] = oci.Credential{Username: r.Username, Password: string(r.Password)}
+		}
+	}
+	return oci.NewClient(oci.ClientOptions{PlainHTTP: plain, Credentials: creds, UserAgent: "modelgate/" + versionString(), Logger: log})
 }
 
 // modelSpecs turns the configured models into the fleet's specs.

@@ -87,6 +87,6 @@ func (r *Registry) directRepo(t testing.TB, repo string) *remote.Repository {
 		t.Fatalf("open repository %s: %v", repo, err)
 	}
 	dst.PlainHTTP = true
-	dst.Client = r.client
+	dst.Client = r.repoClient()
 	return dst
 }

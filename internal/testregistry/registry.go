@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
 const (
@@ -48,6 +49,10 @@ type Registry struct {
 	client *http.Client // harness-owned client for Push, Tag and readiness checks
 	proc   *process
 	front  *front
+	// auth is nil for Start's anonymous registry; authCache keeps the
+	// harness's tokens across its direct pushes.
+	auth      *authSetup
+	authCache auth.Cache
 
 	stopOnce sync.Once
 }
@@ -57,6 +62,12 @@ type Registry struct {
 // binary is installed or the registry does not come up.
 func Start(t testing.TB) *Registry {
 	t.Helper()
+	return StartWithOptions(t, Options{})
+}
+
+// StartWithOptions is Start with authentication as opts says.
+func StartWithOptions(t testing.TB, opts Options) *Registry {
+	t.Helper()
 	bin, err := findBinary()
 	if err != nil {
 		t.Fatalf("%v; install one with `apt-get install -y docker-registry` or "+
@@ -64,11 +75,18 @@ func Start(t testing.TB) *Registry {
 	}
 	dir := t.TempDir() // removed after the cleanup below has stopped the process
 	r := &Registry{
-		root:   filepath.Join(dir, "storage"),
-		client: &http.Client{Transport: &http.Transport{}},
+		root:      filepath.Join(dir, "storage"),
+		client:    &http.Client{Transport: &http.Transport{}},
+		authCache: auth.NewCache(),
+	}
+	if r.auth, err = setupAuth(dir, opts); err != nil {
+		t.Fatalf("start registry: %v", err)
+	}
+	if r.auth.tokens != nil {
+		t.Cleanup(r.auth.tokens.close) // runs after Stop below
 	}
 	for attempt := 1; ; attempt++ {
-		r.proc, err = launch(t.Context(), bin, dir, r.root, r.client)
+		r.proc, err = launch(t.Context(), bin, dir, r.root, r.auth.yaml, r.client)
 		if err == nil || !errors.Is(err, errExited) || attempt == startAttempts {
 			break
 		}
@@ -149,14 +167,14 @@ type process struct {
 // launch writes a config for a free port and starts bin on it, returning once
 // GET /v2/ answers 200. A non-nil process is returned with any error after the
 // process started, so that its output can be logged; it is already stopped.
-func launch(ctx context.Context, bin, dir, root string, client *http.Client) (*process, error) {
+func launch(ctx context.Context, bin, dir, root, authYAML string, client *http.Client) (*process, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, []byte(config(root, addr)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config(root, addr)+authYAML), 0o600); err != nil {
 		return nil, fmt.Errorf("write registry config: %w", err)
 	}
 	// Not exec.CommandContext: t.Context() is cancelled before cleanups run,
@@ -196,7 +214,8 @@ http:
 `, root, addr)
 }
 
-// waitReady polls GET /v2/ with backoff until it answers 200.
+// waitReady polls GET /v2/ with backoff until it answers 200, or 401 from a
+// registry that requires authentication.
 func (p *process) waitReady(ctx context.Context, client *http.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
@@ -208,7 +227,7 @@ func (p *process) waitReady(ctx context.Context, client *http.Client) error {
 		}
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 		}
