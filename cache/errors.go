@@ -14,4 +14,9 @@ var (
 	// ErrUnsafePath means a file path in an artifact would land outside the
 	// model directory.
 	ErrUnsafePath = errors.New("unsafe file path")
+	// ErrNoSpace means the file system of the cache ran out of space (or
+	// of quota: ENOSPC, EDQUOT) while a pull wrote to it. Nothing that was
+	// not verified and complete becomes visible; the partial file of the
+	// blob being written stays in ingest/ for a resume once space is freed.
+	ErrNoSpace = errors.New("cache full")
 )

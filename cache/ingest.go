@@ -29,6 +29,9 @@ var errIngestBroken = errors.New("ingest file in an unknown state after a failed
 // kept bytes are re-read and hashed from disk, never trusted) before making
 // it visible under blobs/.
 //
+// A partial file left by a ranged download (RangeWriter; a record of parts
+// beside it) is not a prefix: OpenBlobWriter empties it and drops the record.
+//
 // A BlobWriter is not safe for concurrent use, and two writers of one digest
 // must not exist at the same time (the fetcher deduplicates by digest). The
 // caller must Close it; the partial file stays for a later resume unless it
@@ -67,7 +70,17 @@ func (c *Cache) OpenBlobWriter(d digest.Digest, size int64) (*BlobWriter, error)
 		return nil, fmt.Errorf("open ingest %s: %w", d, err)
 	}
 	w := &BlobWriter{c: c, d: d, size: size, path: path, f: f, off: fi.Size(), h: d.Algorithm().Hash()}
-	if w.off > size {
+	// A record of parts beside the file means a ranged download (see
+	// RangeWriter) left it: pre-sized, with holes, not a prefix.
+	ranged := false
+	switch err := os.Remove(c.rangesPath(d)); {
+	case err == nil:
+		ranged = true
+	case !errors.Is(err, fs.ErrNotExist):
+		f.Close()
+		return nil, fmt.Errorf("open ingest %s: %w", d, err)
+	}
+	if w.off > size || ranged {
 		if err := w.Reset(); err != nil {
 			f.Close()
 			return nil, err
@@ -184,30 +197,40 @@ func (w *BlobWriter) Commit(ctx context.Context) error {
 	if err := w.close(); err != nil {
 		return fmt.Errorf("commit blob %s: %w", w.d, err)
 	}
-	if w.c.HasBlob(w.d, w.size) {
-		if err := os.Remove(w.path); err != nil {
-			return fmt.Errorf("commit blob %s: %w", w.d, err)
+	return w.c.publish(w.d, w.size, w.path)
+}
+
+// publish makes the verified, synced and closed ingest file at path visible
+// as blob d: read-only, renamed into blobs/. A blob already present is
+// success, and the ingest file is removed.
+func (c *Cache) publish(d digest.Digest, size int64, path string) error {
+	if c.HasBlob(d, size) {
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("commit blob %s: %w", d, err)
 		}
 		return nil
 	}
-	if err := os.Chmod(w.path, 0o444); err != nil {
-		return fmt.Errorf("commit blob %s: %w", w.d, err)
+	if err := os.Chmod(path, 0o444); err != nil {
+		return fmt.Errorf("commit blob %s: %w", d, err)
 	}
-	dst := w.c.BlobPath(w.d)
-	if err := os.Rename(w.path, dst); err != nil {
-		return fmt.Errorf("commit blob %s: %w", w.d, err)
+	dst := c.BlobPath(d)
+	if err := os.Rename(path, dst); err != nil {
+		return fmt.Errorf("commit blob %s: %w", d, err)
 	}
 	if err := syncDir(filepath.Dir(dst)); err != nil {
-		return fmt.Errorf("commit blob %s: %w", w.d, err)
+		return fmt.Errorf("commit blob %s: %w", d, err)
 	}
 	return nil
 }
 
-// Delete closes the writer and removes the partial file.
+// Delete closes the writer and removes the partial file (and a record of
+// ranged parts, should one have appeared beside it).
 func (w *BlobWriter) Delete() error {
 	w.remove()
-	if err := os.Remove(w.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("delete ingest %s: %w", w.d, err)
+	for _, p := range []string{w.path, w.c.rangesPath(w.d)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("delete ingest %s: %w", w.d, err)
+		}
 	}
 	return nil
 }
@@ -272,4 +295,10 @@ func (c *Cache) WriteBlob(ctx context.Context, d digest.Digest, size int64, r io
 
 func (c *Cache) partialPath(d digest.Digest) string {
 	return filepath.Join(c.root, "ingest", d.Encoded()+".partial")
+}
+
+// rangesPath is the record of the parts done of a ranged download, beside
+// its partial file (see RangeWriter).
+func (c *Cache) rangesPath(d digest.Digest) string {
+	return filepath.Join(c.root, "ingest", d.Encoded()+".ranges")
 }

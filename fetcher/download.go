@@ -60,10 +60,26 @@ var (
 // retried once from the first byte, only when the blob was assembled from
 // several responses (the kept bytes may be the bad ones).
 //
+// Blobs of at least RangeThreshold bytes download in parallel parts instead
+// (downloadRanged, see ranges.go), unless the registry ignores Range.
+//
 // watch, when not nil, wraps each response body to report progress.
 func (f *Fetcher) download(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, watch watchFunc) (int64, error) {
+	if ps, ok := f.partSize(desc.Size); ok {
+		return f.downloadRanged(ctx, repo, desc, ps, watch)
+	}
+	return f.downloadStream(ctx, repo, desc, watch, nil)
+}
+
+// downloadStream is download in one stream, resuming with Range: bytes=N-.
+// first, when not nil, is the answer to use for the first attempt (a 200
+// the registry sent to a part request), which it closes.
+func (f *Fetcher) downloadStream(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, watch watchFunc, first *answer) (int64, error) {
 	w, err := f.cache.OpenBlobWriter(desc.Digest, desc.Size)
 	if err != nil {
+		if first != nil {
+			first.close()
+		}
 		return 0, fmt.Errorf("fetch blob %s: %w", desc.Digest, err)
 	}
 	defer func() { _ = w.Close() }()
@@ -73,7 +89,8 @@ func (f *Fetcher) download(ctx context.Context, repo *remote.Repository, desc oc
 	restarted := false
 	for attempt := 1; ; attempt++ {
 		from := w.Offset()
-		n, err := f.fetchRange(ctx, repo, desc, w, watch)
+		n, err := f.fetchRange(ctx, repo, desc, w, watch, first)
+		first = nil
 		received += n
 		if err == nil {
 			err = w.Commit(ctx)
@@ -100,30 +117,47 @@ func (f *Fetcher) download(ctx context.Context, repo *remote.Repository, desc oc
 		}
 		wait := backoff(attempt)
 		log.Warn("blob download interrupted; resuming", "attempt", attempt, "offset", w.Offset(), "retry_in", wait, "error", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return received, fmt.Errorf("fetch blob %s: %w", desc.Digest, ctx.Err())
-		case <-t.C:
+		if err := sleep(ctx, wait); err != nil {
+			return received, fmt.Errorf("fetch blob %s: %w", desc.Digest, err)
 		}
+	}
+}
+
+// sleep waits d or until ctx ends, returning ctx.Err() then.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
 // watchFunc wraps a response body of size bytes to observe its progress.
 type watchFunc func(body io.Reader, size int64) io.Reader
 
-// fetchRange sends one GET for the bytes of desc from w.Offset() on and
-// appends the body to w. It returns the body bytes appended. A partial file
-// that already holds the whole blob needs no request: Commit verifies it.
-func (f *Fetcher) fetchRange(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, w *cache.BlobWriter, watch watchFunc) (int64, error) {
-	off := w.Offset()
-	if off == desc.Size {
-		return 0, nil
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+// answer is the response to a blob GET, its body not read yet, with the
+// context of its request and the function that cancels it (the idle read
+// timeout does). close releases both.
+type answer struct {
+	resp   *http.Response
+	url    string
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
 
+func (a *answer) close() {
+	_ = a.resp.Body.Close()
+	a.cancel(nil)
+}
+
+// get sends a GET for blob desc: the bytes from start to end inclusive, to
+// the blob's end when end < 0, the whole blob without a Range header when
+// start is 0 and end < 0. Any status is an answer; the caller closes it.
+func (f *Fetcher) get(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, start, end int64) (*answer, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
 	ref := repo.Reference
 	ref.Reference = desc.Digest.String()
 	ctx = auth.AppendRepositoryScope(ctx, ref, auth.ActionPull)
@@ -135,12 +169,16 @@ func (f *Fetcher) fetchRange(ctx context.Context, repo *remote.Repository, desc 
 	url := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", scheme, ref.Host(), ref.Repository, desc.Digest)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		cancel(nil)
+		return nil, err
 	}
-	if off > 0 {
-		// net/http keeps Range on redirects, also to another host (object
-		// storage), where it drops only Authorization and cookies.
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
+	// net/http keeps Range on redirects, also to another host (object
+	// storage), where it drops only Authorization and cookies.
+	switch {
+	case end >= 0:
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end))
+	case start > 0:
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", start))
 	}
 	client := repo.Client
 	if client == nil {
@@ -148,9 +186,30 @@ func (f *Fetcher) fetchRange(ctx context.Context, repo *remote.Repository, desc 
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, classify(err)
+		cancel(nil)
+		return nil, classify(err)
 	}
-	defer resp.Body.Close()
+	return &answer{resp: resp, url: url, ctx: ctx, cancel: cancel}, nil
+}
+
+// fetchRange sends one GET for the bytes of desc from w.Offset() on and
+// appends the body to w. It returns the body bytes appended. A partial file
+// that already holds the whole blob needs no request: Commit verifies it.
+// a, when not nil, is the answer to use instead of sending a request (a 200
+// to a part request); fetchRange closes it.
+func (f *Fetcher) fetchRange(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, w *cache.BlobWriter, watch watchFunc, a *answer) (int64, error) {
+	off := w.Offset()
+	if a == nil {
+		if off == desc.Size {
+			return 0, nil
+		}
+		var err error
+		if a, err = f.get(ctx, repo, desc, off, -1); err != nil {
+			return 0, err
+		}
+	}
+	defer a.close()
+	ctx, resp, url := a.ctx, a.resp, a.url
 
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -165,7 +224,7 @@ func (f *Fetcher) fetchRange(ctx context.Context, repo *remote.Repository, desc 
 			}
 		}
 	case http.StatusPartialContent:
-		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		start, _, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if ok && total >= 0 && total != desc.Size {
 			return 0, fmt.Errorf("GET %s: Content-Range total %d, descriptor says %d: %w", url, total, desc.Size, cache.ErrDigestMismatch)
 		}
@@ -184,7 +243,7 @@ func (f *Fetcher) fetchRange(ctx context.Context, repo *remote.Repository, desc 
 		return 0, statusError(resp)
 	}
 
-	var body io.Reader = &idleReader{r: resp.Body, timeout: f.opts.ReadTimeout, cancel: cancel}
+	var body io.Reader = &idleReader{r: resp.Body, timeout: f.opts.ReadTimeout, cancel: a.cancel}
 	if watch != nil {
 		body = watch(body, desc.Size-w.Offset())
 	}
@@ -199,14 +258,15 @@ func (f *Fetcher) fetchRange(ctx context.Context, repo *remote.Repository, desc 
 }
 
 // retryable reports whether another attempt could succeed: the connection
-// broke or stalled, or a range answer forced a restart, and ctx is live.
+// broke or stalled, or a range answer forced a restart or was not the part
+// asked for, and ctx is live.
 // Status answers (errcode.ErrorResponse) are final here: the client's retry
 // transport already retried them.
 func retryable(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	if errors.Is(err, errRestart) {
+	if errors.Is(err, errRestart) || errors.Is(err, errPartRange) {
 		return true
 	}
 	var resp *errcode.ErrorResponse
@@ -244,31 +304,35 @@ func statusError(resp *http.Response) error {
 
 // parseContentRange parses "bytes START-END/TOTAL" (TOTAL may be "*",
 // returned as -1).
-func parseContentRange(v string) (start, total int64, ok bool) {
+func parseContentRange(v string) (start, end, total int64, ok bool) {
 	spec, found := strings.CutPrefix(v, "bytes ")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	rng, tot, found := strings.Cut(spec, "/")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	s, _, found := strings.Cut(rng, "-")
+	s, e, found := strings.Cut(rng, "-")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	start, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || start < 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
+	}
+	end, err = strconv.ParseInt(e, 10, 64)
+	if err != nil || end < start {
+		return 0, 0, 0, false
 	}
 	if tot == "*" {
-		return start, -1, true
+		return start, end, -1, true
 	}
 	total, err = strconv.ParseInt(tot, 10, 64)
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return start, total, true
+	return start, end, total, true
 }
 
 // idleReader cancels the request (cause errReadTimeout) when one Read waits

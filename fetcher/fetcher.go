@@ -11,10 +11,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -55,8 +57,17 @@ type Options struct {
 	// (default 30s).
 	ReadTimeout time.Duration
 	// MaxAttempts bounds the requests for one blob whose body breaks or
-	// stalls; each attempt resumes from the bytes on disk (default 5).
+	// stalls; each attempt resumes from the bytes on disk (default 5). A
+	// blob downloaded in parts bounds each part's requests by it.
 	MaxAttempts int
+	// RangeThreshold is the size from which a blob downloads in parallel
+	// HTTP ranges (default 64 MiB; negative: never).
+	RangeThreshold int64
+	// RangeParts is how many ranges, and connections, one large blob is
+	// split into: parts of ceil(size/RangeParts) rounded up to 1 MiB
+	// (default 8; 1: never split). Concurrency still bounds the blobs
+	// downloading at once.
+	RangeParts int
 }
 
 // Fetcher pulls artifacts into a cache. It is safe for concurrent use.
@@ -64,8 +75,8 @@ type Fetcher struct {
 	cache  *cache.Cache
 	opts   Options
 	client *oci.Client
-	models singleflight.Group // by manifest digest
-	blobs  singleflight.Group // by blob digest
+	models flightGroup[*Result] // by manifest digest
+	blobs  singleflight.Group   // by blob digest
 }
 
 // Result describes a completed pull.
@@ -95,6 +106,12 @@ func New(c *cache.Cache, opts Options) *Fetcher {
 	}
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = defaultMaxAttempts
+	}
+	if opts.RangeThreshold == 0 {
+		opts.RangeThreshold = defaultRangeThreshold
+	}
+	if opts.RangeParts <= 0 {
+		opts.RangeParts = defaultRangeParts
 	}
 	if opts.Client == nil {
 		opts.Client = oci.NewClient(oci.ClientOptions{Logger: opts.Logger})
@@ -136,23 +153,42 @@ func (f *Fetcher) Pull(ctx context.Context, ref string) (*Result, error) {
 }
 
 // PullDescriptor is Pull for a manifest already resolved from ref.
+//
+// Concurrent pulls of one manifest share one download (see flightGroup): a
+// caller whose ctx ends gets an error wrapping ctx.Err() at once, while the
+// download goes on for the callers still waiting; when the last of them has
+// gone, it stops, keeping the bytes received in ingest/ for the next pull to
+// resume from. A pull that runs out of disk space returns an error wrapping
+// cache.ErrNoSpace (and the syscall error); its partial files stay, and no
+// blob or model that was not verified and complete becomes visible.
 func (f *Fetcher) PullDescriptor(ctx context.Context, ref string, desc ocispec.Descriptor) (*Result, error) {
 	if m, err := f.cache.Model(desc.Digest); err == nil {
 		return &Result{Model: m}, nil
 	}
-	ch := f.models.DoChan(desc.Digest.String(), func() (any, error) {
-		// The download is shared: one waiter's cancellation must not
-		// cancel it for the others.
-		return f.pull(context.WithoutCancel(ctx), ref, desc)
-	})
-	select {
-	case <-ctx.Done():
-		return nil, fmt.Errorf("pull %s: %w", ref, ctx.Err())
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
+	for attempt := 1; ; attempt++ {
+		res, err := f.models.Do(ctx, desc.Digest.String(), func(ctx context.Context) (*Result, error) {
+			res, err := f.pull(ctx, ref, desc)
+			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+				return nil, fmt.Errorf("%w: cache directory %s: %w", cache.ErrNoSpace, f.cache.Root(), err)
+			}
+			return res, err
+		})
+		if err == nil {
+			return res, nil
 		}
-		return r.Val.(*Result), nil
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("pull %s: %w", ref, ctxErr)
+		}
+		// This flight is cancelled only when no caller waits for it, so a
+		// cancellation seen by a caller still waiting comes from a blob
+		// download shared with the flight of another manifest (f.blobs)
+		// whose callers all left: start again, for a bounded number of
+		// times.
+		if errors.Is(err, context.Canceled) && attempt < maxFlightAttempts {
+			f.opts.Logger.Info("shared blob download was cancelled by another pull; pulling again", "ref", ref, "digest", desc.Digest.String())
+			continue
+		}
+		return nil, err
 	}
 }
 

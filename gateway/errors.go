@@ -55,6 +55,7 @@ var errorTable = []errorRow{
 	{unpack.ErrTooLarge, http.StatusBadGateway, "upstream_error", "archive_too_large", ""},
 	{unpack.ErrCorrupt, http.StatusBadGateway, "upstream_error", "corrupt_archive", ""},
 	{cache.ErrTooLarge, http.StatusInsufficientStorage, "server_error", "insufficient_storage", ""},
+	{cache.ErrNoSpace, http.StatusInsufficientStorage, "server_error", "cache_full", ""},
 	{runtime.ErrNotReady, http.StatusGatewayTimeout, "server_error", "runtime_not_ready", ""},
 	{runtime.ErrExited, http.StatusInternalServerError, "server_error", "runtime_exited", ""},
 	{ErrShuttingDown, http.StatusServiceUnavailable, "server_error", "shutting_down", "1"},

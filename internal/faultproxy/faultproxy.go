@@ -1,8 +1,9 @@
 // Package faultproxy is an HTTP reverse proxy for tests that injects the
 // network faults a real registry cannot show on demand: a connection cut in
-// the middle of a body, a stalled body, error statuses (429 with Retry-After,
-// 5xx) and a server that ignores Range requests. It records every request
-// with its Range header and the body bytes it sent back.
+// the middle of a body, a stalled body, a body held until the test releases
+// it, error statuses (429 with Retry-After, 5xx) and a server that ignores
+// Range requests. It records every request with its Range header and the
+// body bytes it sent back.
 //
 // Faults are added at run time and apply to the next N requests that match a
 // method and a path substring:
@@ -49,6 +50,10 @@ const (
 	// IgnoreRange forwards the request without its Range header, so the
 	// client gets the whole body with 200 whatever range it asked for.
 	IgnoreRange
+	// Hold forwards the request, sends After bytes of the response body,
+	// then holds the rest until Release is called (the body then completes
+	// normally), the client goes away, or the proxy is closed. See hold.go.
+	Hold
 )
 
 func (a Action) String() string {
@@ -63,6 +68,8 @@ func (a Action) String() string {
 		return "status"
 	case IgnoreRange:
 		return "ignore-range"
+	case Hold:
+		return "hold"
 	}
 	return "unknown"
 }
@@ -117,6 +124,8 @@ type Proxy struct {
 	mu    sync.Mutex
 	rules []*rule
 	reqs  []*record
+
+	holds holds // responses held by Hold faults
 }
 
 type recordKey struct{}
@@ -173,6 +182,8 @@ func New(target string) *Proxy {
 			return
 		case Cut, Stall:
 			w = &faultWriter{ResponseWriter: w, rec: rec, fault: f, req: r, closed: p.closed}
+		case Hold:
+			w = &holdWriter{ResponseWriter: w, rec: rec, after: f.After, req: r, closed: p.closed, holds: &p.holds}
 		default:
 			w = &countingWriter{ResponseWriter: w, rec: rec}
 		}
