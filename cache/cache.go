@@ -4,6 +4,7 @@
 //
 //	blobs/sha256/<hex>                 verified blobs, read-only, written once
 //	ingest/<hex>.partial               a download in progress
+//	ingest/<hex>.ranges                parts of a ranged download done
 //	ingest/model-<hex>-*/              a model directory being assembled
 //	models/sha256/<manifest-hex>/      the model as the runtime sees it
 //	models/sha256/<manifest-hex>.json  what the directory holds and where it came from
