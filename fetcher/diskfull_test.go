@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,38 +16,12 @@ import (
 	"github.com/modelgate/modelgate/cache"
 	"github.com/modelgate/modelgate/fetcher"
 	"github.com/modelgate/modelgate/internal/testregistry"
+	"github.com/modelgate/modelgate/internal/tmpfs"
 )
-
-// mountTmpfs mounts a tmpfs of the given size ("2m") on a new directory and
-// unmounts it in t.Cleanup: a real file system that fills up. Mounting needs
-// Linux and root (CAP_SYS_ADMIN); without them the test is skipped, or fails
-// when CI=true, where it must run.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	skip := t.Skipf
-	if os.Getenv("CI") == "true" {
-		skip = t.Fatalf
-	}
-	if runtime.GOOS != "linux" {
-		skip("mount a tmpfs: needs Linux, this is %s", runtime.GOOS)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0755", "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		skip("mount a %s tmpfs on %s (needs root or CAP_SYS_ADMIN): %v: %s", size, dir, err, bytes.TrimSpace(out))
-	}
-	// Registered after t.TempDir's removal, so it runs before it.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, bytes.TrimSpace(out))
-		}
-	})
-	return dir
-}
 
 func TestPullDiskFull(t *testing.T) {
 	r := newFaultRig(t) // a 4 MiB blob
-	r.dir = mountTmpfs(t, "2m")
+	r.dir = tmpfs.Mount(t, "2m")
 	small := make([]byte, 64<<10)
 	_, _ = rand.NewChaCha8([32]byte{4}).Read(small)
 	r.reg.Push(t, "models/small", "v1", []testregistry.Layer{{Title: "small.bin", Data: small}})
