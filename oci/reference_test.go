@@ -34,3 +34,24 @@ func TestParseReference(t *testing.T) {
 		t.Error("invalid repository accepted")
 	}
 }
+
+// FuzzParseReference: no input panics, and every accepted reference names a
+// registry host, a repository, and parses back to itself.
+func FuzzParseReference(f *testing.F) {
+	for _, s := range []string{"registry.example.com/models/tiny:v1", "127.0.0.1:5000/a/b@sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "localhost/x", "library/ubuntu:22.04", "a:b/c:d", "[::1]:5000/x:y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseReference(s)
+		if err != nil {
+			return
+		}
+		if r.Registry == "" || r.Repository == "" {
+			t.Fatalf("ParseReference(%q) = %+v: empty registry or repository", s, r)
+		}
+		again, err := ParseReference(r.String())
+		if err != nil || again != r {
+			t.Fatalf("ParseReference(%q) = %+v, but its String %q parses to %+v, %v", s, r, r.String(), again, err)
+		}
+	})
+}
