@@ -144,6 +144,8 @@ type Fetch struct {
 	Concurrency int `yaml:"concurrency"`
 	// MaxManifestBytes refuses larger manifests before reading them.
 	MaxManifestBytes ByteSize `yaml:"max_manifest_bytes"`
+	// MaxBytesPerSecond caps each pull's download rate; 0 means no cap.
+	MaxBytesPerSecond ByteSize `yaml:"max_bytes_per_second"`
 }
 
 // TemplateData holds the values a runtime command template may use.

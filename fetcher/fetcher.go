@@ -60,6 +60,10 @@ type Options struct {
 	// stalls; each attempt resumes from the bytes on disk (default 5). A
 	// blob downloaded in parts bounds each part's requests by it.
 	MaxAttempts int
+	// MaxBytesPerSecond caps the download rate of each pull, all its
+	// connections together, so that a background pull does not starve
+	// serving (0: no cap).
+	MaxBytesPerSecond int64
 	// RangeThreshold is the size from which a blob downloads in parallel
 	// HTTP ranges (default 64 MiB; negative: never).
 	RangeThreshold int64
@@ -257,6 +261,7 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	defer tracker.Done()
+	limiter := f.newLimiter()
 	var downloaded atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.opts.Concurrency)
@@ -264,7 +269,11 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 		name := names[l.Digest]
 		g.Go(func() error {
 			n, err := f.fetchBlob(gctx, repo, l, func(body io.Reader, size int64) io.Reader {
-				return tracker.Reader(name, body, size)
+				r := tracker.Reader(name, body, size)
+				if limiter != nil {
+					r = &limitedReader{ctx: gctx, r: r, lim: limiter}
+				}
+				return r
 			})
 			downloaded.Add(n)
 			if err != nil {

@@ -23,12 +23,13 @@ func newFetcher(cfg *config.Config, log *slog.Logger, progressOut io.Writer, mod
 		return nil, err
 	}
 	return fetcher.New(c, fetcher.Options{
-		Client:           newOCIClient(cfg, log),
-		Concurrency:      cfg.Fetch.Concurrency,
-		MaxManifestBytes: int64(cfg.Fetch.MaxManifestBytes),
-		Progress:         progressOut,
-		ProgressMode:     mode,
-		Logger:           log,
+		Client:            newOCIClient(cfg, log),
+		Concurrency:       cfg.Fetch.Concurrency,
+		MaxManifestBytes:  int64(cfg.Fetch.MaxManifestBytes),
+		MaxBytesPerSecond: int64(cfg.Fetch.MaxBytesPerSecond),
+		Progress:          progressOut,
+		ProgressMode:      mode,
+		Logger:            log,
 	}), nil
 }
 
