@@ -37,6 +37,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/modelgate/modelgate/bench/internal/benchdoc"
 )
 
 // Bounds on the counts a command line may ask for, so that a typo cannot
@@ -100,7 +102,7 @@ func run(ctx context.Context, args []string) error {
 	if cfg.write == "" {
 		return nil
 	}
-	if err := writeSection(cfg.write, sectionHeading, rep.markdown()); err != nil {
+	if err := benchdoc.WriteSection(cfg.write, sectionHeading, rep.markdown()); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %q in %s\n", sectionHeading, cfg.write)

@@ -1,4 +1,6 @@
-package main
+// Package benchdoc writes benchmark results into docs/benchmarks.md: each
+// benchmark owns one "## " section and rewrites only that one.
+package benchdoc
 
 import (
 	"errors"
@@ -12,11 +14,11 @@ import (
 // docPreamble starts a benchmarks file that does not exist yet.
 const docPreamble = "# Benchmarks\n\nResults of modelgate's benchmarks, each section with the command that regenerates it and the machine it ran on.\n\n"
 
-// writeSection writes section into the markdown file at path in place of the
+// WriteSection writes section into the markdown file at path in place of the
 // section that starts with the line heading and runs to the next "## "
 // heading, or appends it if there is none; the rest of the file is kept. The
 // file is replaced atomically.
-func writeSection(path, heading, section string) error {
+func WriteSection(path, heading, section string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("write section: %w", err)

@@ -1,4 +1,4 @@
-package main
+package benchdoc
 
 import (
 	"os"
@@ -27,7 +27,7 @@ func TestReplaceSection(t *testing.T) {
 
 func TestWriteSectionCreates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "b.md")
-	if err := writeSection(path, "## B", "## B\n\nnew\n"); err != nil {
+	if err := WriteSection(path, "## B", "## B\n\nnew\n"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
