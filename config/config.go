@@ -123,6 +123,12 @@ type Registry struct {
 	PasswordFile string `yaml:"password_file"`
 	// Password is PasswordFile's content, read by Load.
 	Password Secret `yaml:"-"`
+	// Mirrors are hosts (host[:port]) that serve this registry's
+	// repositories under the same paths, tried in order before it for
+	// every manifest and blob, as containerd's hosts.toml mirrors are. A
+	// mirror's own entry in Registries, if any, gives its plain_http and
+	// credentials.
+	Mirrors []string `yaml:"mirrors"`
 }
 
 // Secret is a string that prints, formats and logs as "REDACTED"; convert it
@@ -294,10 +300,25 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 	}
 	for _, host := range sortedKeys(c.Registries) {
-		if host == "" || strings.ContainsAny(host, "/ ") {
+		if !isHost(host) {
 			fail([]any{"registries", host}, "%q is not a registry host[:port]", host)
 		}
 		reg := c.Registries[host]
+		first := map[string]int{}
+		for i, m := range reg.Mirrors {
+			path := []any{"registries", host, "mirrors", i}
+			if j, dup := first[m]; dup {
+				fail(path, "duplicate mirror %q (first at mirrors[%d])", m, j)
+				continue
+			}
+			first[m] = i
+			switch {
+			case !isHost(m):
+				fail(path, "%q is not a registry host[:port] (no scheme, no path)", m)
+			case m == host:
+				fail(path, "%q is the registry itself, not a mirror", m)
+			}
+		}
 		switch {
 		case reg.Username != "" && reg.PasswordFile == "":
 			fail([]any{"registries", host, "username"}, "needs password_file (the password is never written in this file)")
@@ -317,6 +338,12 @@ func (c *Config) validate(root *yaml.Node) error {
 		fail([]any{"fetch", "concurrency"}, "must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// isHost reports whether s looks like a registry host[:port]: not empty,
+// no scheme, path or space.
+func isHost(s string) bool {
+	return s != "" && !strings.ContainsAny(s, "/ ")
 }
 
 // readPassword reads a password file, relative to the configuration file's

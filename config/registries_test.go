@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -80,6 +81,47 @@ func TestParseRefusesRegistryCredentials(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "hunter2") {
 				t.Errorf("error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseReadsRegistryMirrors(t *testing.T) {
+	cfg, err := Parse("modelgate.yaml", []byte(withRegistry("    mirrors: [\"127.0.0.1:5001\", mirror.example.com]\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Registries["127.0.0.1:5000"].Mirrors; !slices.Equal(got, []string{"127.0.0.1:5001", "mirror.example.com"}) {
+		t.Errorf("mirrors = %q", got)
+	}
+}
+
+func TestParseRefusesBadMirrors(t *testing.T) {
+	tests := []struct {
+		name, entry, wantErr string
+	}{
+		{"URL", "    mirrors: [\"https://mirror.example.com\"]\n",
+			`modelgate.yaml:14: registries.127.0.0.1:5000.mirrors[0]: "https://mirror.example.com" is not a registry host[:port]`},
+		{"path", "    mirrors:\n      - mirror.example.com\n      - mirror.example.com/v2\n",
+			`modelgate.yaml:16: registries.127.0.0.1:5000.mirrors[1]: "mirror.example.com/v2" is not a registry host[:port]`},
+		{"empty", "    mirrors: [\"\"]\n",
+			`modelgate.yaml:14: registries.127.0.0.1:5000.mirrors[0]: "" is not a registry host[:port]`},
+		{"the registry itself", "    mirrors: [\"127.0.0.1:5000\"]\n",
+			`modelgate.yaml:14: registries.127.0.0.1:5000.mirrors[0]: "127.0.0.1:5000" is the registry itself`},
+		{"duplicate", "    mirrors:\n      - mirror.example.com\n      - \"127.0.0.1:5001\"\n      - mirror.example.com\n",
+			`modelgate.yaml:17: registries.127.0.0.1:5000.mirrors[2]: duplicate mirror "mirror.example.com" (first at mirrors[0])`},
+		{"not a list", "    mirrors: mirror.example.com\n",
+			`cannot unmarshal !!str`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("modelgate.yaml", []byte(withRegistry(tc.entry)))
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			}
+			var ce *Error
+			if tc.name != "not a list" && !errors.As(err, &ce) {
+				t.Errorf("err is not a *config.Error: %T", err)
 			}
 		})
 	}

@@ -24,7 +24,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 	"oras.land/oras-go/v2/content"
-	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/modelgate/modelgate/cache"
@@ -124,15 +123,27 @@ func New(c *cache.Cache, opts Options) *Fetcher {
 }
 
 // Resolve returns the manifest descriptor that ref (registry/repo:tag or
-// registry/repo@digest) points to now.
+// registry/repo@digest) points to now. The registry's mirrors, if any, are
+// asked first (see fromEach); for a tag, the first that knows it is
+// trusted, as containerd does; for a digest, the answer must name that
+// digest (else an error wrapping cache.ErrDigestMismatch).
 func (f *Fetcher) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
-	repo, parsed, err := f.repository(ref)
+	repos, parsed, err := f.client.Repositories(ref)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	desc, err := repo.Resolve(ctx, parsed.Reference)
+	desc, _, err := fromEach(ctx, f.opts.Logger.With("ref", ref), repos, "manifest", func(repo *remote.Repository) (ocispec.Descriptor, error) {
+		desc, err := repo.Resolve(ctx, parsed.Reference)
+		if err != nil {
+			return ocispec.Descriptor{}, classify(err)
+		}
+		return desc, nil
+	})
 	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", ref, classify(err))
+		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", ref, err)
+	}
+	if want, err := parsed.Digest(); err == nil && desc.Digest != want {
+		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: registry answered %s: %w", ref, desc.Digest, cache.ErrDigestMismatch)
 	}
 	return desc, nil
 }
@@ -140,7 +151,7 @@ func (f *Fetcher) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, 
 // Pull makes the model that ref points to present in the cache. A model
 // already cached costs one manifest HEAD (none for a digest reference).
 func (f *Fetcher) Pull(ctx context.Context, ref string) (*Result, error) {
-	_, parsed, err := f.repository(ref)
+	parsed, err := oci.ParseReference(ref)
 	if err != nil {
 		return nil, err
 	}
@@ -202,17 +213,19 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 	if m, err := f.cache.Model(desc.Digest); err == nil {
 		return &Result{Model: m}, nil
 	}
-	repo, _, err := f.repository(ref)
+	// Each read goes to the mirrors, then the registry itself, starting
+	// from the host that answered the read before it.
+	repos, _, err := f.client.Repositories(ref)
 	if err != nil {
 		return nil, err
 	}
-	manifest, err := f.fetchManifest(ctx, repo, ref, desc)
+	manifest, repos, err := f.fetchManifest(ctx, repos, ref, desc)
 	if err != nil {
 		return nil, err
 	}
 	var config []byte
 	if NeedsConfig(manifest) {
-		if config, err = f.readCapped(ctx, repo, ref, "config", manifest.Config); err != nil {
+		if config, repos, err = f.readCapped(ctx, repos, ref, "config", manifest.Config); err != nil {
 			return nil, err
 		}
 	}
@@ -268,7 +281,7 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 	for _, l := range missing {
 		name := names[l.Digest]
 		g.Go(func() error {
-			n, err := f.fetchBlob(gctx, repo, l, func(body io.Reader, size int64) io.Reader {
+			n, err := f.fetchBlob(gctx, repos, l, func(body io.Reader, size int64) io.Reader {
 				r := tracker.Reader(name, body, size)
 				if limiter != nil {
 					r = &limitedReader{ctx: gctx, r: r, lim: limiter}
@@ -294,69 +307,87 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 }
 
 // fetchManifest reads the manifest desc names; an image index is resolved
-// to its linux/amd64 manifest first.
-func (f *Fetcher) fetchManifest(ctx context.Context, repo *remote.Repository, ref string, desc ocispec.Descriptor) (*ocispec.Manifest, error) {
+// to its linux/amd64 manifest first. Like readCapped, it returns repos from
+// the one that answered on.
+func (f *Fetcher) fetchManifest(ctx context.Context, repos []*remote.Repository, ref string, desc ocispec.Descriptor) (*ocispec.Manifest, []*remote.Repository, error) {
 	switch desc.MediaType {
 	case ocispec.MediaTypeImageIndex, mediaTypeDockerManifestList:
-		data, err := f.readCapped(ctx, repo, ref, "index", desc)
+		data, rest, err := f.readCapped(ctx, repos, ref, "index", desc)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		repos = rest
 		var index ocispec.Index
 		if err := json.Unmarshal(data, &index); err != nil {
-			return nil, fmt.Errorf("fetch index %s: %w: %w", ref, ErrUnsupported, err)
+			return nil, nil, fmt.Errorf("fetch index %s: %w: %w", ref, ErrUnsupported, err)
 		}
 		if desc, err = SelectManifest(&index, ocispec.Platform{OS: "linux", Architecture: "amd64"}); err != nil {
-			return nil, fmt.Errorf("fetch index %s: %w", ref, err)
+			return nil, nil, fmt.Errorf("fetch index %s: %w", ref, err)
 		}
 	case ocispec.MediaTypeImageManifest, mediaTypeDockerManifest:
 	default:
-		return nil, fmt.Errorf("fetch manifest %s: media type %q: %w", ref, desc.MediaType, ErrUnsupported)
+		return nil, nil, fmt.Errorf("fetch manifest %s: media type %q: %w", ref, desc.MediaType, ErrUnsupported)
 	}
-	data, err := f.readCapped(ctx, repo, ref, "manifest", desc)
+	data, repos, err := f.readCapped(ctx, repos, ref, "manifest", desc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var m ocispec.Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("fetch manifest %s: %w: %w", ref, ErrUnsupported, err)
+		return nil, nil, fmt.Errorf("fetch manifest %s: %w: %w", ref, ErrUnsupported, err)
 	}
-	return &m, nil
+	return &m, repos, nil
 }
 
 // readCapped reads a manifest, index or config blob of at most
-// MaxManifestBytes; content.ReadAll checks its size and digest.
-func (f *Fetcher) readCapped(ctx context.Context, repo *remote.Repository, ref, what string, desc ocispec.Descriptor) ([]byte, error) {
+// MaxManifestBytes from the first of repos that has it (see fromEach);
+// content.ReadAll checks its size and digest. It returns repos from the
+// one that answered on.
+func (f *Fetcher) readCapped(ctx context.Context, repos []*remote.Repository, ref, what string, desc ocispec.Descriptor) ([]byte, []*remote.Repository, error) {
 	if desc.Size > f.opts.MaxManifestBytes {
-		return nil, fmt.Errorf("fetch %s %s: %d bytes exceeds the %d-byte cap: %w", what, ref, desc.Size, f.opts.MaxManifestBytes, ErrManifestTooLarge)
+		return nil, nil, fmt.Errorf("fetch %s %s: %d bytes exceeds the %d-byte cap: %w", what, ref, desc.Size, f.opts.MaxManifestBytes, ErrManifestTooLarge)
 	}
-	var rc io.ReadCloser
-	var err error
-	if what == "config" {
-		rc, err = repo.Blobs().Fetch(ctx, desc)
-	} else {
-		rc, err = repo.Fetch(ctx, desc)
-	}
+	data, rest, err := fromEach(ctx, f.opts.Logger.With("ref", ref), repos, what, func(repo *remote.Repository) ([]byte, error) {
+		var rc io.ReadCloser
+		var err error
+		if what == "config" {
+			rc, err = repo.Blobs().Fetch(ctx, desc)
+		} else {
+			rc, err = repo.Fetch(ctx, desc)
+		}
+		if err != nil {
+			return nil, classify(err)
+		}
+		defer rc.Close()
+		data, err := content.ReadAll(rc, desc)
+		if err != nil {
+			return nil, classify(err)
+		}
+		return data, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("fetch %s %s: %w", what, ref, classify(err))
+		return nil, nil, fmt.Errorf("fetch %s %s: %w", what, ref, err)
 	}
-	defer rc.Close()
-	data, err := content.ReadAll(rc, desc)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s %s: %w", what, ref, classify(err))
-	}
-	return data, nil
+	return data, rest, nil
 }
 
 // fetchBlob downloads one blob into the cache, once per digest however many
 // pulls ask for it at the same time, resuming and retrying as download
-// describes. It returns the body bytes received.
-func (f *Fetcher) fetchBlob(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, watch watchFunc) (int64, error) {
+// describes, from the first of repos that has it (see fromEach; a host
+// that fails mid-blob leaves its bytes for the next to resume from). It
+// returns the body bytes received.
+func (f *Fetcher) fetchBlob(ctx context.Context, repos []*remote.Repository, desc ocispec.Descriptor, watch watchFunc) (int64, error) {
 	v, err, shared := f.blobs.Do(desc.Digest.String(), func() (any, error) {
 		if f.cache.HasBlob(desc.Digest, desc.Size) {
 			return int64(0), nil
 		}
-		return f.download(ctx, repo, desc, watch)
+		var received int64
+		_, _, err := fromEach(ctx, f.opts.Logger, repos, "blob "+desc.Digest.String(), func(repo *remote.Repository) (struct{}, error) {
+			n, err := f.download(ctx, repo, desc, watch)
+			received += n
+			return struct{}{}, err
+		})
+		return received, err
 	})
 	if shared {
 		// The bytes are counted by the pull that did the download.
@@ -372,9 +403,4 @@ func (f *Fetcher) newTracker(total int64) (*progress.Tracker, error) {
 		return progress.New(io.Discard, total, progress.Options{Mode: progress.None})
 	}
 	return progress.New(f.opts.Progress, total, progress.Options{Mode: f.opts.ProgressMode, Verbs: progress.Download})
-}
-
-// repository opens ref's repository with this fetcher's client.
-func (f *Fetcher) repository(ref string) (*remote.Repository, registry.Reference, error) {
-	return f.client.Repository(ref)
 }

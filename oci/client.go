@@ -5,7 +5,6 @@
 package oci
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -24,6 +23,11 @@ type ClientOptions struct {
 	// to log in with. They take precedence over the Docker configuration for
 	// their hosts; other hosts still use the Docker configuration.
 	Credentials map[string]Credential
+	// Mirrors maps an upstream registry host (host[:port]) to the mirror
+	// hosts tried before it, in order, as containerd's hosts.toml does. A
+	// mirror's own plain-HTTP setting and credentials are those listed
+	// for its host in PlainHTTP and Credentials.
+	Mirrors map[string][]string
 	// UserAgent is sent with every request.
 	UserAgent string
 	// Logger receives warnings (default slog.Default()).
@@ -35,6 +39,7 @@ type ClientOptions struct {
 type Client struct {
 	http      *auth.Client
 	plainHTTP map[string]bool
+	mirrors   map[string][]string
 }
 
 // NewClient returns a Client whose credentials come from opts.Credentials
@@ -61,7 +66,7 @@ func NewClient(opts ClientOptions) *Client {
 		opts.Logger.Debug("registry credentials from the configuration", "registry", host, "username", cred.Username)
 	}
 	c.Credential = credentialFunc(opts.Credentials, docker)
-	return &Client{http: c, plainHTTP: opts.PlainHTTP}
+	return &Client{http: c, plainHTTP: opts.PlainHTTP, mirrors: opts.Mirrors}
 }
 
 // Repository parses ref (registry/repository[:tag|@digest]) and opens its
@@ -71,11 +76,30 @@ func (c *Client) Repository(ref string) (*remote.Repository, registry.Reference,
 	if err != nil {
 		return nil, registry.Reference{}, err
 	}
-	repo, err := remote.NewRepository(parsed.Registry + "/" + parsed.Repository)
+	return c.open(parsed, parsed.Registry), parsed, nil
+}
+
+// Repositories is Repository for reading: it returns ref's repository on
+// each mirror configured for ref's registry, in order, then on the
+// registry itself (always the last element). They share the repository
+// path and reference; only the registry host differs. The returned
+// reference is ref's own, upstream host included.
+func (c *Client) Repositories(ref string) ([]*remote.Repository, registry.Reference, error) {
+	parsed, err := ParseReference(ref)
 	if err != nil {
-		return nil, registry.Reference{}, fmt.Errorf("parse reference %q: %w", ref, err)
+		return nil, registry.Reference{}, err
 	}
-	repo.Client = c.http
-	repo.PlainHTTP = c.plainHTTP[parsed.Registry]
-	return repo, parsed, nil
+	mirrors := c.mirrors[parsed.Registry]
+	repos := make([]*remote.Repository, 0, len(mirrors)+1)
+	for _, host := range mirrors {
+		repos = append(repos, c.open(parsed, host))
+	}
+	return append(repos, c.open(parsed, parsed.Registry)), parsed, nil
+}
+
+// open returns ref's repository (its tag or digest dropped) on host, with
+// this client and host's plain-HTTP setting.
+func (c *Client) open(ref registry.Reference, host string) *remote.Repository {
+	ref.Registry, ref.Reference = host, ""
+	return &remote.Repository{Client: c.http, Reference: ref, PlainHTTP: c.plainHTTP[host]}
 }

@@ -42,6 +42,7 @@ func newOCIClient(cfg *config.Config, log *slog.Logger, plainHosts ...string) *o
 		plain[h] = true
 	}
 	creds := map[string]oci.Credential{}
+	mirrors := map[string][]string{}
 	var registries map[string]config.Registry
 	if cfg != nil {
 		registries = cfg.Registries
@@ -51,8 +52,11 @@ func newOCIClient(cfg *config.Config, log *slog.Logger, plainHosts ...string) *o
 		if r.Username != "" {
 			creds[host] = oci.Credential{Username: r.Username, Password: string(r.Password)}
 		}
+		if len(r.Mirrors) > 0 {
+			mirrors[host] = r.Mirrors
+		}
 	}
-	return oci.NewClient(oci.ClientOptions{PlainHTTP: plain, Credentials: creds, UserAgent: "modelgate/" + versionString(), Logger: log})
+	return oci.NewClient(oci.ClientOptions{PlainHTTP: plain, Credentials: creds, Mirrors: mirrors, UserAgent: "modelgate/" + versionString(), Logger: log})
 }
 
 // modelSpecs turns the configured models into the fleet's specs.
