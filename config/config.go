@@ -390,10 +390,15 @@ func (c *Config) runtimeNames() []string {
 	return names
 }
 
-// checkReference accepts registry/repository:tag and registry/repository@digest.
+// checkReference accepts registry/repository:tag, registry/repository@digest
+// and the oci-layout:///abs/path:tag or @digest of an image layout on disk
+// (whose directory is checked at pull time, not here).
 func checkReference(ref string) error {
 	if ref == "" {
 		return errors.New("is required")
+	}
+	if _, _, ok, err := oci.ParseLayoutReference(ref); ok {
+		return err
 	}
 	r, err := oci.ParseReference(ref)
 	if errors.Is(err, oci.ErrShortName) {

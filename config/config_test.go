@@ -41,6 +41,20 @@ func TestParseValidConfigAppliesDefaults(t *testing.T) {
 	}
 }
 
+func TestParseAcceptsLayoutReference(t *testing.T) {
+	// The layout directory is checked at pull time, not here: it need not
+	// exist when the configuration is read.
+	for _, ref := range []string{"oci-layout:///srv/layouts/tiny:v1", "oci-layout:///srv/layouts/tiny@sha256:" + strings.Repeat("ab", 32)} {
+		cfg, err := Parse("modelgate.yaml", []byte(strings.Replace(valid, "127.0.0.1:5000/models/tiny:v1", ref, 1)))
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		if cfg.Models[0].Ref != ref {
+			t.Errorf("ref = %q, want %q", cfg.Models[0].Ref, ref)
+		}
+	}
+}
+
 func TestParseRefusesWithFileLineKeyAndReason(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -59,6 +73,14 @@ func TestParseRefusesWithFileLineKeyAndReason(t *testing.T) {
 			return strings.Replace(s, "127.0.0.1:5000/models/tiny:v1", "r.example.com/UPPER/Case:v1", 1)
 		},
 			`modelgate.yaml:4: models[0].ref: "r.example.com/UPPER/Case:v1" is not a valid reference`},
+		{"relative layout path", func(s string) string {
+			return strings.Replace(s, "127.0.0.1:5000/models/tiny:v1", "oci-layout://models/tiny:v1", 1)
+		},
+			`modelgate.yaml:4: models[0].ref: parse layout reference "oci-layout://models/tiny:v1": layout path "models/tiny" is not absolute`},
+		{"layout without tag", func(s string) string {
+			return strings.Replace(s, "127.0.0.1:5000/models/tiny:v1", "oci-layout:///srv/layouts/tiny", 1)
+		},
+			`modelgate.yaml:4: models[0].ref: parse layout reference "oci-layout:///srv/layouts/tiny": no tag or digest`},
 		{"docker hub short name", func(s string) string {
 			return strings.Replace(s, "127.0.0.1:5000/models/tiny:v1", "library/ubuntu:22.04", 1)
 		},

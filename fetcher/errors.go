@@ -19,7 +19,8 @@ import (
 // Errors a pull can end with, each wrapped with the reference and the cause.
 // Digest mismatches wrap cache.ErrDigestMismatch.
 var (
-	// ErrNotFound means the registry has no such tag, digest or repository.
+	// ErrNotFound means the registry has no such tag, digest or repository,
+	// or an oci-layout:// reference names no layout, tag or digest on disk.
 	ErrNotFound = errors.New("not found in the registry")
 	// ErrUnreachable means the registry could not be reached, or the
 	// connection broke or stalled mid-transfer.

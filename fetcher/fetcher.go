@@ -1,4 +1,5 @@
-// Package fetcher pulls model artifacts from OCI registries into the cache.
+// Package fetcher pulls model artifacts from OCI registries, or OCI image
+// layouts on disk (oci-layout://), into the cache.
 //
 // A pull resolves a reference to a manifest digest, reads the manifest with a
 // size cap, downloads the layers that are not yet cached in parallel (each
@@ -23,7 +24,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
-	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/modelgate/modelgate/cache"
@@ -126,8 +126,24 @@ func New(c *cache.Cache, opts Options) *Fetcher {
 // registry/repo@digest) points to now. The registry's mirrors, if any, are
 // asked first (see fromEach); for a tag, the first that knows it is
 // trusted, as containerd does; for a digest, the answer must name that
-// digest (else an error wrapping cache.ErrDigestMismatch).
+// digest (else an error wrapping cache.ErrDigestMismatch). For an
+// oci-layout:// reference the layout on disk answers; a missing layout or
+// tag is ErrNotFound.
 func (f *Fetcher) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	if dir, reference, ok, err := oci.ParseLayoutReference(ref); ok {
+		if err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		layout, err := openLayout(ctx, f, dir)
+		if err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", ref, err)
+		}
+		desc, err := layout.resolve(ctx, reference)
+		if err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", ref, err)
+		}
+		return desc, nil
+	}
 	repos, parsed, err := f.client.Repositories(ref)
 	if err != nil {
 		return ocispec.Descriptor{}, err
@@ -150,12 +166,12 @@ func (f *Fetcher) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, 
 
 // Pull makes the model that ref points to present in the cache. A model
 // already cached costs one manifest HEAD (none for a digest reference).
+// ref may also name an OCI image layout on disk,
+// oci-layout:///abs/path:tag or oci-layout:///abs/path@sha256:DIGEST.
 func (f *Fetcher) Pull(ctx context.Context, ref string) (*Result, error) {
-	parsed, err := oci.ParseReference(ref)
-	if err != nil {
+	if d, err := referenceDigest(ref); err != nil {
 		return nil, err
-	}
-	if d, err := parsed.Digest(); err == nil {
+	} else if d != "" {
 		if m, err := f.cache.Model(d); err == nil {
 			return &Result{Model: m}, nil
 		}
@@ -213,19 +229,17 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 	if m, err := f.cache.Model(desc.Digest); err == nil {
 		return &Result{Model: m}, nil
 	}
-	// Each read goes to the mirrors, then the registry itself, starting
-	// from the host that answered the read before it.
-	repos, _, err := f.client.Repositories(ref)
+	src, err := f.openSource(ctx, ref)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
-	manifest, repos, err := f.fetchManifest(ctx, repos, ref, desc)
+	manifest, err := f.fetchManifest(ctx, src, ref, desc)
 	if err != nil {
 		return nil, err
 	}
 	var config []byte
 	if NeedsConfig(manifest) {
-		if config, repos, err = f.readCapped(ctx, repos, ref, "config", manifest.Config); err != nil {
+		if config, err = f.readCapped(ctx, src, ref, "config", manifest.Config); err != nil {
 			return nil, err
 		}
 	}
@@ -281,7 +295,7 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 	for _, l := range missing {
 		name := names[l.Digest]
 		g.Go(func() error {
-			n, err := f.fetchBlob(gctx, repos, l, func(body io.Reader, size int64) io.Reader {
+			n, err := f.fetchBlob(gctx, src, l, func(body io.Reader, size int64) io.Reader {
 				r := tracker.Reader(name, body, size)
 				if limiter != nil {
 					r = &limitedReader{ctx: gctx, r: r, lim: limiter}
@@ -306,94 +320,86 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 	return &Result{Model: m, Downloaded: downloaded.Load(), Format: plan.Format}, nil
 }
 
-// fetchManifest reads the manifest desc names; an image index is resolved
-// to its linux/amd64 manifest first. Like readCapped, it returns repos from
-// the one that answered on.
-func (f *Fetcher) fetchManifest(ctx context.Context, repos []*remote.Repository, ref string, desc ocispec.Descriptor) (*ocispec.Manifest, []*remote.Repository, error) {
+// fetchManifest reads the manifest desc names from src; an image index is
+// resolved to its linux/amd64 manifest first.
+func (f *Fetcher) fetchManifest(ctx context.Context, src source, ref string, desc ocispec.Descriptor) (*ocispec.Manifest, error) {
 	switch desc.MediaType {
 	case ocispec.MediaTypeImageIndex, mediaTypeDockerManifestList:
-		data, rest, err := f.readCapped(ctx, repos, ref, "index", desc)
+		data, err := f.readCapped(ctx, src, ref, "index", desc)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		repos = rest
 		var index ocispec.Index
 		if err := json.Unmarshal(data, &index); err != nil {
-			return nil, nil, fmt.Errorf("fetch index %s: %w: %w", ref, ErrUnsupported, err)
+			return nil, fmt.Errorf("fetch index %s: %w: %w", ref, ErrUnsupported, err)
 		}
 		if desc, err = SelectManifest(&index, ocispec.Platform{OS: "linux", Architecture: "amd64"}); err != nil {
-			return nil, nil, fmt.Errorf("fetch index %s: %w", ref, err)
+			return nil, fmt.Errorf("fetch index %s: %w", ref, err)
 		}
 	case ocispec.MediaTypeImageManifest, mediaTypeDockerManifest:
 	default:
-		return nil, nil, fmt.Errorf("fetch manifest %s: media type %q: %w", ref, desc.MediaType, ErrUnsupported)
+		return nil, fmt.Errorf("fetch manifest %s: media type %q: %w", ref, desc.MediaType, ErrUnsupported)
 	}
-	data, repos, err := f.readCapped(ctx, repos, ref, "manifest", desc)
+	data, err := f.readCapped(ctx, src, ref, "manifest", desc)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var m ocispec.Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, nil, fmt.Errorf("fetch manifest %s: %w: %w", ref, ErrUnsupported, err)
+		return nil, fmt.Errorf("fetch manifest %s: %w: %w", ref, ErrUnsupported, err)
 	}
-	return &m, repos, nil
+	return &m, nil
 }
 
 // readCapped reads a manifest, index or config blob of at most
-// MaxManifestBytes from the first of repos that has it (see fromEach);
-// content.ReadAll checks its size and digest. It returns repos from the
-// one that answered on.
-func (f *Fetcher) readCapped(ctx context.Context, repos []*remote.Repository, ref, what string, desc ocispec.Descriptor) ([]byte, []*remote.Repository, error) {
+// MaxManifestBytes from src, which checks its size and digest.
+func (f *Fetcher) readCapped(ctx context.Context, src source, ref, what string, desc ocispec.Descriptor) ([]byte, error) {
 	if desc.Size > f.opts.MaxManifestBytes {
-		return nil, nil, fmt.Errorf("fetch %s %s: %d bytes exceeds the %d-byte cap: %w", what, ref, desc.Size, f.opts.MaxManifestBytes, ErrManifestTooLarge)
+		return nil, fmt.Errorf("fetch %s %s: %d bytes exceeds the %d-byte cap: %w", what, ref, desc.Size, f.opts.MaxManifestBytes, ErrManifestTooLarge)
 	}
-	data, rest, err := fromEach(ctx, f.opts.Logger.With("ref", ref), repos, what, func(repo *remote.Repository) ([]byte, error) {
-		var rc io.ReadCloser
-		var err error
-		if what == "config" {
-			rc, err = repo.Blobs().Fetch(ctx, desc)
-		} else {
-			rc, err = repo.Fetch(ctx, desc)
-		}
-		if err != nil {
-			return nil, classify(err)
-		}
-		defer rc.Close()
-		data, err := content.ReadAll(rc, desc)
-		if err != nil {
-			return nil, classify(err)
-		}
-		return data, nil
-	})
+	data, err := src.read(ctx, what, desc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("fetch %s %s: %w", what, ref, err)
+		return nil, fmt.Errorf("fetch %s %s: %w", what, ref, err)
 	}
-	return data, rest, nil
+	return data, nil
 }
 
-// fetchBlob downloads one blob into the cache, once per digest however many
-// pulls ask for it at the same time, resuming and retrying as download
-// describes, from the first of repos that has it (see fromEach; a host
-// that fails mid-blob leaves its bytes for the next to resume from). It
-// returns the body bytes received.
-func (f *Fetcher) fetchBlob(ctx context.Context, repos []*remote.Repository, desc ocispec.Descriptor, watch watchFunc) (int64, error) {
+// fetchBlob downloads one blob from src into the cache, once per digest
+// however many pulls ask for it at the same time. It returns the body
+// bytes received.
+func (f *Fetcher) fetchBlob(ctx context.Context, src source, desc ocispec.Descriptor, watch watchFunc) (int64, error) {
 	v, err, shared := f.blobs.Do(desc.Digest.String(), func() (any, error) {
 		if f.cache.HasBlob(desc.Digest, desc.Size) {
 			return int64(0), nil
 		}
-		var received int64
-		_, _, err := fromEach(ctx, f.opts.Logger, repos, "blob "+desc.Digest.String(), func(repo *remote.Repository) (struct{}, error) {
-			n, err := f.download(ctx, repo, desc, watch)
-			received += n
-			return struct{}{}, err
-		})
-		return received, err
+		return src.download(ctx, desc, watch)
 	})
 	if shared {
 		// The bytes are counted by the pull that did the download.
 		return 0, err
 	}
 	return v.(int64), err
+}
+
+// referenceDigest returns the digest ref names, or "" for a tag.
+func referenceDigest(ref string) (digest.Digest, error) {
+	if _, reference, ok, err := oci.ParseLayoutReference(ref); ok {
+		if err != nil {
+			return "", err
+		}
+		if d, err := digest.Parse(reference); err == nil {
+			return d, nil
+		}
+		return "", nil
+	}
+	parsed, err := oci.ParseReference(ref)
+	if err != nil {
+		return "", err
+	}
+	if d, err := parsed.Digest(); err == nil {
+		return d, nil
+	}
+	return "", nil
 }
 
 // newTracker reports the progress of one pull's downloads of total bytes;
