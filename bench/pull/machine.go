@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"debug/buildinfo"
-	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/modelgate/modelgate/bench/internal/hostinfo"
 )
 
 // machine describes where the benchmark ran. Fields it could not learn say
@@ -38,12 +35,12 @@ type machine struct {
 // "unknown".
 func describeMachine(ctx context.Context, cfg benchConfig, dir string) machine {
 	m := machine{
-		cpu:       cpuModel(),
+		cpu:       hostinfo.CPUModel(),
 		cores:     runtime.NumCPU(),
-		memory:    memTotal(),
+		memory:    hostinfo.MemTotal(),
 		diskFree:  diskFree(dir),
-		kernel:    firstLine("/proc/sys/kernel/osrelease"),
-		loadStart: loadAverage(),
+		kernel:    hostinfo.FirstLine("/proc/sys/kernel/osrelease"),
+		loadStart: hostinfo.LoadAverage(),
 		goVersion: "unknown",
 		revision:  "unknown",
 		oras:      versionLine(ctx, cfg.oras, "version"),
@@ -52,53 +49,18 @@ func describeMachine(ctx context.Context, cfg benchConfig, dir string) machine {
 	}
 	if bi, err := buildinfo.ReadFile(cfg.modelgate); err == nil {
 		m.goVersion = bi.GoVersion
-		m.revision = vcsRevision(bi)
+		m.revision = hostinfo.VCSRevision(bi)
 	}
 	if m.revision == "" || m.revision == "unknown" {
-		m.revision = gitRevision(ctx)
+		m.revision = hostinfo.GitRevision(ctx)
 	}
 	return m
 }
 
 // finish records the end of the run.
 func (m *machine) finish() {
-	m.loadEnd = loadAverage()
+	m.loadEnd = hostinfo.LoadAverage()
 	m.end = time.Now().UTC()
-}
-
-// vcsRevision is the commit stamped in a binary by go build, with a mark if
-// the working tree had uncommitted changes; "" if the build was not stamped.
-func vcsRevision(bi *buildinfo.BuildInfo) string {
-	rev, modified := "", false
-	for _, kv := range bi.Settings {
-		switch kv.Key {
-		case "vcs.revision":
-			rev = kv.Value[:min(len(kv.Value), 12)]
-		case "vcs.modified":
-			modified = kv.Value == "true"
-		}
-	}
-	if rev != "" && modified {
-		rev += " + uncommitted changes"
-	}
-	return rev
-}
-
-// gitRevision is the commit of the git checkout in the current directory,
-// with a mark if tracked files have uncommitted changes; "unknown" without
-// git.
-func gitRevision(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	rev, err := exec.CommandContext(ctx, "git", "rev-parse", "--short=12", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	out := strings.TrimSpace(string(rev))
-	if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-		out += " + uncommitted changes"
-	}
-	return out
 }
 
 // versionLine runs bin with args and returns the first line of its output,
@@ -115,37 +77,6 @@ func versionLine(ctx context.Context, bin string, args ...string) string {
 	return line
 }
 
-// cpuModel is /proc/cpuinfo's first "model name".
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		key, value, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(key) == "model name" {
-			return strings.TrimSpace(value)
-		}
-	}
-	return "unknown"
-}
-
-// memTotal is /proc/meminfo's MemTotal in GiB.
-func memTotal() string {
-	for _, line := range strings.Split(readSmall("/proc/meminfo"), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			if err == nil {
-				return fmt.Sprintf("%.1f GiB", kb/(1<<20))
-			}
-		}
-	}
-	return "unknown"
-}
-
 // diskFree is the space available to this user on dir's file system.
 func diskFree(dir string) string {
 	var st syscall.Statfs_t
@@ -153,32 +84,4 @@ func diskFree(dir string) string {
 		return "unknown"
 	}
 	return formatBytes(int64(st.Bavail) * int64(st.Bsize))
-}
-
-// loadAverage is the 1, 5 and 15 minute load averages.
-func loadAverage() string {
-	f := strings.Fields(firstLine("/proc/loadavg"))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func firstLine(path string) string {
-	line, _, _ := strings.Cut(readSmall(path), "\n")
-	if line == "" {
-		return "unknown"
-	}
-	return strings.TrimSpace(line)
-}
-
-// readSmall reads at most 64 KiB of a /proc file; "" if it cannot.
-func readSmall(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	data, _ := io.ReadAll(io.LimitReader(f, 64<<10))
-	return string(data)
 }
