@@ -37,11 +37,8 @@ var errIngestBroken = errors.New("ingest file in an unknown state after a failed
 // caller must Close it; the partial file stays for a later resume unless it
 // was committed or deleted.
 type BlobWriter struct {
-	c      *Cache
-	d      digest.Digest
+	ingestFile
 	size   int64
-	path   string
-	f      *os.File
 	off    int64     // bytes in the file, all of them hashed when hashed is true
 	h      hash.Hash // hash of f[0:off] when hashed
 	hashed bool
@@ -69,7 +66,7 @@ func (c *Cache) OpenBlobWriter(d digest.Digest, size int64) (*BlobWriter, error)
 		f.Close()
 		return nil, fmt.Errorf("open ingest %s: %w", d, err)
 	}
-	w := &BlobWriter{c: c, d: d, size: size, path: path, f: f, off: fi.Size(), h: d.Algorithm().Hash()}
+	w := &BlobWriter{ingestFile: ingestFile{c: c, d: d, path: path, f: f}, size: size, off: fi.Size(), h: d.Algorithm().Hash()}
 	// A record of parts beside the file means a ranged download (see
 	// RangeWriter) left it: pre-sized, with holes, not a prefix.
 	ranged := false
@@ -235,16 +232,25 @@ func (w *BlobWriter) Delete() error {
 	return nil
 }
 
-// Close releases the file. The partial file stays for a later resume. Close
-// after Commit or Delete is a no-op.
-func (w *BlobWriter) Close() error {
+// ingestFile is the open partial file of one blob, shared by the two
+// writers.
+type ingestFile struct {
+	c    *Cache
+	d    digest.Digest
+	path string
+	f    *os.File
+}
+
+// Close releases the file. The partial file (and a ranged download's
+// record) stays for a later resume. Close after Commit or Delete is a no-op.
+func (w *ingestFile) Close() error {
 	if err := w.close(); err != nil {
 		return fmt.Errorf("close ingest %s: %w", w.d, err)
 	}
 	return nil
 }
 
-func (w *BlobWriter) close() error {
+func (w *ingestFile) close() error {
 	if w.f == nil {
 		return nil
 	}

@@ -43,13 +43,10 @@ type rangesRecord struct {
 // partial file and the record stay for a later resume unless it was
 // committed or deleted.
 type RangeWriter struct {
-	c        *Cache
-	d        digest.Digest
-	size     int64
-	partSize int64
-	path     string // the partial file
-	rpath    string // the sidecar record
-	f        *os.File
+	ingestFile // the partial file
+	size       int64
+	partSize   int64
+	rpath      string // the sidecar record
 
 	mu   sync.Mutex
 	done []bool
@@ -69,7 +66,7 @@ func (c *Cache) OpenRangeWriter(d digest.Digest, size, partSize int64) (*RangeWr
 	if size <= 0 || partSize <= 0 {
 		return nil, fmt.Errorf("open ingest %s: size %d in parts of %d: invalid", d, size, partSize)
 	}
-	w := &RangeWriter{c: c, d: d, size: size, partSize: partSize, path: c.partialPath(d), rpath: c.rangesPath(d)}
+	w := &RangeWriter{ingestFile: ingestFile{c: c, d: d, path: c.partialPath(d)}, size: size, partSize: partSize, rpath: c.rangesPath(d)}
 	w.done = make([]bool, w.Parts())
 	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -287,24 +284,6 @@ func (w *RangeWriter) Delete() error {
 		return fmt.Errorf("delete ingest %s: %w", w.d, err)
 	}
 	return nil
-}
-
-// Close releases the file. The partial file and the record stay for a
-// later resume. Close after Commit or Delete is a no-op.
-func (w *RangeWriter) Close() error {
-	if err := w.close(); err != nil {
-		return fmt.Errorf("close ingest %s: %w", w.d, err)
-	}
-	return nil
-}
-
-func (w *RangeWriter) close() error {
-	if w.f == nil {
-		return nil
-	}
-	err := w.f.Close()
-	w.f = nil
-	return err
 }
 
 // remove deletes the partial file and its record, ignoring errors: it runs
