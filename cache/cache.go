@@ -40,6 +40,19 @@ import (
 type Cache struct {
 	root     string
 	maxBytes int64
+	noSync   bool
+}
+
+// Options configure a cache.
+type Options struct {
+	// MaxBytes is the byte budget; 0 means no limit.
+	MaxBytes int64
+	// NoSync skips the fsync of each blob's bytes before it becomes
+	// visible. A blob is then durable only once the kernel wrote it back
+	// (within about 30 s), and a power loss or kernel crash before that may
+	// leave a torn blob that the cache trusts. Meant for caches that do not
+	// outlive their pod (an emptyDir); see docs/cache.md.
+	NoSync bool
 }
 
 // File is one file of a model directory, backed by one blob.
@@ -74,8 +87,7 @@ func (m *Model) MainFilePath() string {
 }
 
 // Open creates the layout under root if needed and returns the cache.
-// maxBytes is the byte budget; 0 means no limit.
-func Open(root string, maxBytes int64) (*Cache, error) {
+func Open(root string, opts Options) (*Cache, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("open cache %s: %w", root, err)
@@ -85,7 +97,7 @@ func Open(root string, maxBytes int64) (*Cache, error) {
 			return nil, fmt.Errorf("open cache %s: %w", abs, err)
 		}
 	}
-	return &Cache{root: abs, maxBytes: maxBytes}, nil
+	return &Cache{root: abs, maxBytes: opts.MaxBytes, noSync: opts.NoSync}, nil
 }
 
 // Root is the cache's root directory.
@@ -199,6 +211,15 @@ func writeFileAtomic(path string, v any) error {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// syncBlob makes the bytes of an ingest file durable before it is renamed
+// into blobs/, unless the cache was opened with NoSync.
+func (c *Cache) syncBlob(f *os.File) error {
+	if c.noSync {
+		return nil
+	}
+	return f.Sync()
 }
 
 func syncDir(dir string) error {

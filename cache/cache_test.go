@@ -13,7 +13,7 @@ import (
 
 func openTemp(t *testing.T, maxBytes int64) *Cache {
 	t.Helper()
-	c, err := Open(t.TempDir(), maxBytes)
+	c, err := Open(t.TempDir(), Options{MaxBytes: maxBytes})
 	if err != nil {
 		t.Fatal(err)
 	}

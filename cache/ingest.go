@@ -127,8 +127,14 @@ func (w *BlobWriter) Append(ctx context.Context, r io.Reader) (int64, error) {
 	}
 	lr := io.LimitReader(contextReader{ctx, r}, w.size-w.off+1)
 	buf := make([]byte, ingestBufSize)
-	var written int64
+	var written, flushed int64
+	from := w.off
+	defer func() { startWriteback(w.f, from+flushed, written-flushed) }()
 	for {
+		if written-flushed >= writebackChunk {
+			startWriteback(w.f, from+flushed, written-flushed)
+			flushed = written
+		}
 		nr, rerr := lr.Read(buf)
 		if nr > 0 {
 			nw, werr := w.f.Write(buf[:nr])
@@ -188,7 +194,7 @@ func (w *BlobWriter) Commit(ctx context.Context) error {
 		w.remove()
 		return fmt.Errorf("commit blob %s: content hashes to %s: %w", w.d, got, ErrDigestMismatch)
 	}
-	if err := w.f.Sync(); err != nil {
+	if err := w.c.syncBlob(w.f); err != nil {
 		return fmt.Errorf("commit blob %s: %w", w.d, err)
 	}
 	if err := w.close(); err != nil {

@@ -28,7 +28,7 @@ func partialPath(c *cache.Cache, d digest.Digest) string {
 
 func openCache(t *testing.T) *cache.Cache {
 	t.Helper()
-	c, err := cache.Open(t.TempDir(), 0)
+	c, err := cache.Open(t.TempDir(), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,8 @@ type RangeWriter struct {
 
 	mu   sync.Mutex
 	done []bool
+
+	hash *prefixHasher // hashes the written prefix while parts arrive
 }
 
 // OpenRangeWriter opens the ingest of blob d of the given size, split in
@@ -76,6 +78,12 @@ func (c *Cache) OpenRangeWriter(d digest.Digest, size, partSize int64) (*RangeWr
 	if err := w.load(); err != nil {
 		_ = w.close()
 		return nil, err
+	}
+	w.hash = newPrefixHasher(f, size, partSize, d.Algorithm().Hash(), w.Parts())
+	for i, ok := range w.done {
+		if ok {
+			w.hash.complete(i)
+		}
 	}
 	return w, nil
 }
@@ -142,6 +150,9 @@ func (w *RangeWriter) Part(i int) (start, end int64) {
 	return start, min(start+w.partSize, w.size)
 }
 
+// PartOf returns the part that holds byte off.
+func (w *RangeWriter) PartOf(off int64) int { return int(off / w.partSize) }
+
 // Missing returns the parts not done, in order.
 func (w *RangeWriter) Missing() []int {
 	w.mu.Lock()
@@ -156,26 +167,30 @@ func (w *RangeWriter) Missing() []int {
 }
 
 // CopyAt copies the blob's bytes [off, end) from r into the partial file and
-// returns how many it wrote. It reads at most one byte past end: a longer
-// body fails with ErrDigestMismatch, as a body that ends early fails with
-// io.ErrUnexpectedEOF; either way the bytes written stay where they belong,
-// and the caller may go on from off plus the count. ctx stops a long copy.
-// The caller closes r.
+// returns how many it wrote. It reads exactly end-off bytes from r, so that
+// the rest of r can go on into the next part; a body that ends early fails
+// with io.ErrUnexpectedEOF, and the bytes written stay where they belong:
+// the caller may go on from off plus the count. ctx stops a long copy. The
+// caller closes r.
 func (w *RangeWriter) CopyAt(ctx context.Context, off, end int64, r io.Reader) (int64, error) {
 	if off < 0 || end > w.size || off > end {
 		return 0, fmt.Errorf("write ingest %s: range [%d, %d) outside the blob's %d bytes", w.d, off, end, w.size)
 	}
-	lr := io.LimitReader(contextReader{ctx, r}, end-off+1)
-	buf := make([]byte, ingestBufSize)
-	var written int64
-	for {
-		nr, rerr := io.ReadFull(lr, buf)
-		if off+written+int64(nr) > end {
-			nr = int(end - off - written)
-			rerr = fmt.Errorf("body longer than the range [%d, %d): %w", off, end, ErrDigestMismatch)
+	buf := make([]byte, min(ingestBufSize, end-off))
+	var written, flushed int64
+	defer func() { startWriteback(w.f, off+flushed, written-flushed) }()
+	for written < end-off {
+		if written-flushed >= writebackChunk {
+			startWriteback(w.f, off+flushed, written-flushed)
+			flushed = written
 		}
+		if err := ctx.Err(); err != nil {
+			return written, fmt.Errorf("write ingest %s: %w", w.d, context.Cause(ctx))
+		}
+		nr, rerr := r.Read(buf[:min(int64(len(buf)), end-off-written)])
 		if nr > 0 {
 			nw, werr := w.f.WriteAt(buf[:nr], off+written)
+			w.noteWritten(off+written, off+written+int64(nw))
 			written += int64(nw)
 			if werr != nil {
 				return written, fmt.Errorf("write ingest %s: %w", w.d, werr)
@@ -183,15 +198,23 @@ func (w *RangeWriter) CopyAt(ctx context.Context, off, end int64, r io.Reader) (
 		}
 		switch {
 		case rerr == nil:
-		case errors.Is(rerr, io.EOF), errors.Is(rerr, io.ErrUnexpectedEOF):
-			// The limit or the body ended; only the count says which.
-			if off+written < end {
+		case errors.Is(rerr, io.EOF):
+			if written < end-off {
 				return written, fmt.Errorf("write ingest %s: body ended at byte %d of the range [%d, %d): %w", w.d, off+written, off, end, io.ErrUnexpectedEOF)
 			}
-			return written, nil
 		default:
 			return written, fmt.Errorf("write ingest %s: %w", w.d, rerr)
 		}
+	}
+	return written, nil
+}
+
+// noteWritten tells the hasher that the bytes [from, to) are in the file.
+func (w *RangeWriter) noteWritten(from, to int64) {
+	for i := int(from / w.partSize); i < w.Parts() && int64(i)*w.partSize < to; i++ {
+		start, end := w.Part(i)
+		s, e := max(from, start), min(to, end)
+		w.hash.written(i, s-start, e-s)
 	}
 }
 
@@ -243,20 +266,14 @@ func (w *RangeWriter) Commit(ctx context.Context) error {
 	if m := w.Missing(); len(m) > 0 {
 		return fmt.Errorf("commit blob %s: parts %v of %d not done", w.d, m, w.Parts())
 	}
-	h := w.d.Algorithm().Hash()
-	n, err := io.CopyBuffer(h, contextReader{ctx, io.NewSectionReader(w.f, 0, w.size)}, make([]byte, ingestBufSize))
-	if err != nil {
+	if _, err := w.hash.wait(ctx); err != nil {
 		return fmt.Errorf("commit blob %s: %w", w.d, err)
 	}
-	if n != w.size {
-		w.remove()
-		return fmt.Errorf("commit blob %s: got %d bytes, descriptor says %d: %w", w.d, n, w.size, ErrDigestMismatch)
-	}
-	if got := digest.NewDigest(w.d.Algorithm(), h); got != w.d {
+	if got := digest.NewDigest(w.d.Algorithm(), w.hash.h); got != w.d {
 		w.remove()
 		return fmt.Errorf("commit blob %s: content hashes to %s: %w", w.d, got, ErrDigestMismatch)
 	}
-	if err := w.f.Sync(); err != nil {
+	if err := w.c.syncBlob(w.f); err != nil {
 		return fmt.Errorf("commit blob %s: %w", w.d, err)
 	}
 	if err := w.close(); err != nil {
@@ -269,6 +286,22 @@ func (w *RangeWriter) Commit(ctx context.Context) error {
 		return fmt.Errorf("commit blob %s: %w", w.d, err)
 	}
 	return w.c.publish(w.d, w.size, w.path)
+}
+
+// Close stops the hasher and releases the file. The partial file and the
+// record stay for a later resume. Close after Commit or Delete is a no-op.
+func (w *RangeWriter) Close() error {
+	if err := w.close(); err != nil {
+		return fmt.Errorf("close ingest %s: %w", w.d, err)
+	}
+	return nil
+}
+
+func (w *RangeWriter) close() error {
+	if w.hash != nil {
+		w.hash.close()
+	}
+	return w.ingestFile.close()
 }
 
 // Delete closes the writer and removes the partial file and its record.

@@ -108,7 +108,13 @@ type Cache struct {
 	Dir string `yaml:"dir"`
 	// MaxBytes is the byte budget; 0 means no limit.
 	MaxBytes ByteSize `yaml:"max_bytes"`
+	// Sync fsyncs each blob before it becomes visible (default true);
+	// false suits a cache that does not outlive its pod (an emptyDir).
+	Sync *bool `yaml:"sync"`
 }
+
+// SyncBlobs reports whether blobs are fsynced: Sync, true when unset.
+func (c Cache) SyncBlobs() bool { return c.Sync == nil || *c.Sync }
 
 // Registry holds the settings of one registry host.
 type Registry struct {

@@ -36,8 +36,21 @@ func TestParseValidConfigAppliesDefaults(t *testing.T) {
 	if !cfg.Registries["127.0.0.1:5000"].PlainHTTP {
 		t.Error("plain_http not read")
 	}
+	if !cfg.Cache.SyncBlobs() {
+		t.Error("cache.sync unset, want blobs synced")
+	}
 	if cfg.MaxRequestBytes != DefaultMaxRequestBytes || cfg.Fetch.Concurrency != DefaultFetchConcurrency || cfg.ShutdownGrace.Std() != DefaultShutdownGrace {
 		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+func TestParseCacheSyncOff(t *testing.T) {
+	cfg, err := Parse("modelgate.yaml", []byte(strings.Replace(valid, "max_bytes: 10GiB}", "max_bytes: 10GiB, sync: false}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cache.SyncBlobs() {
+		t.Error("cache.sync: false read as true")
 	}
 }
 

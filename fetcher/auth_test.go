@@ -93,7 +93,7 @@ func (r *authRig) fetcherFromConfig(t *testing.T, user, password string) *fetche
 
 func (r *authRig) fetcher(t *testing.T, opts oci.ClientOptions) *fetcher.Fetcher {
 	t.Helper()
-	c, err := cache.Open(t.TempDir(), 0)
+	c, err := cache.Open(t.TempDir(), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

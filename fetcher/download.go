@@ -355,3 +355,26 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	r.timer.Stop()
 	return n, err
 }
+
+// retry calls try until it succeeds, fails with an error another attempt
+// cannot fix (retryable), or MaxAttempts calls have failed, waiting
+// backoff(n) after failed call n; onRetry notes each wait.
+func (f *Fetcher) retry(ctx context.Context, try func() error, onRetry func(attempt int, wait time.Duration, err error)) error {
+	for attempt := 1; ; attempt++ {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		if !retryable(ctx, err) {
+			return err
+		}
+		if attempt >= f.opts.MaxAttempts {
+			return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+		}
+		wait := backoff(attempt)
+		onRetry(attempt, wait, err)
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}

@@ -57,7 +57,7 @@ func newFaultRig(t *testing.T) *faultRig {
 // process would open it. ReadTimeout and MaxAttempts come from opts.
 func (r *faultRig) fetcher(t *testing.T, opts fetcher.Options) (*fetcher.Fetcher, *cache.Cache) {
 	t.Helper()
-	c, err := cache.Open(r.dir, 0)
+	c, err := cache.Open(r.dir, cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestPullKeepsRangeAcrossRedirect(t *testing.T) {
 		http.Redirect(w, req, "http://"+target+req.URL.RequestURI(), http.StatusTemporaryRedirect)
 	}))
 	t.Cleanup(redirector.Close)
-	c, err := cache.Open(r.dir, 0)
+	c, err := cache.Open(r.dir, cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 	"oras.land/oras-go/v2/registry/remote"
 
@@ -63,14 +64,25 @@ type Options struct {
 	// connections together, so that a background pull does not starve
 	// serving (0: no cap).
 	MaxBytesPerSecond int64
-	// RangeThreshold is the size from which a blob downloads in parallel
-	// HTTP ranges (default 64 MiB; negative: never).
+	// RangeThreshold is the size from which a blob downloads in parts,
+	// adding connections while they pay (default 64 MiB; negative: never).
+	// See downloadRanged.
 	RangeThreshold int64
-	// RangeParts is how many ranges, and connections, one large blob is
-	// split into: parts of ceil(size/RangeParts) rounded up to 1 MiB
-	// (default 8; 1: never split). Concurrency still bounds the blobs
-	// downloading at once.
-	RangeParts int
+	// RangeConnections is the most connections one blob downloads on
+	// (default 8; 1: never split).
+	RangeConnections int
+	// RangePartSize is the size of the parts a blob is fetched, recorded
+	// and resumed in (default: 8 MiB, or size/1024 for blobs above 8 GiB,
+	// rounded up to 1 MiB).
+	RangePartSize int64
+	// RangeProbe is how often a ranged download measures its rate to
+	// decide whether to add connections (default 500ms).
+	RangeProbe time.Duration
+	// MaxConnections bounds the blob connections of this Fetcher, all
+	// pulls together (default 16, and never below Concurrency): each
+	// blob downloading holds one, and the connections a large blob adds
+	// take the rest while they last.
+	MaxConnections int
 }
 
 // Fetcher pulls artifacts into a cache. It is safe for concurrent use.
@@ -80,6 +92,9 @@ type Fetcher struct {
 	client *oci.Client
 	models flightGroup[*Result] // by manifest digest
 	blobs  singleflight.Group   // by blob digest
+	// extraConns is the budget of connections that ranged downloads add
+	// beyond the first of each blob: MaxConnections - Concurrency.
+	extraConns *semaphore.Weighted
 }
 
 // Result describes a completed pull.
@@ -113,13 +128,23 @@ func New(c *cache.Cache, opts Options) *Fetcher {
 	if opts.RangeThreshold == 0 {
 		opts.RangeThreshold = defaultRangeThreshold
 	}
-	if opts.RangeParts <= 0 {
-		opts.RangeParts = defaultRangeParts
+	if opts.RangeConnections <= 0 {
+		opts.RangeConnections = defaultRangeConnections
 	}
+	if opts.RangeProbe <= 0 {
+		opts.RangeProbe = defaultRangeProbe
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = defaultMaxConnections
+	}
+	opts.MaxConnections = max(opts.MaxConnections, opts.Concurrency)
 	if opts.Client == nil {
 		opts.Client = oci.NewClient(oci.ClientOptions{Logger: opts.Logger})
 	}
-	return &Fetcher{cache: c, opts: opts, client: opts.Client}
+	return &Fetcher{
+		cache: c, opts: opts, client: opts.Client,
+		extraConns: semaphore.NewWeighted(int64(opts.MaxConnections - opts.Concurrency)),
+	}
 }
 
 // Resolve returns the manifest descriptor that ref (registry/repo:tag or

@@ -19,7 +19,7 @@ import (
 
 func newFetcher(t *testing.T, reg *testregistry.Registry, opts fetcher.Options) (*fetcher.Fetcher, *cache.Cache) {
 	t.Helper()
-	c, err := cache.Open(t.TempDir(), 0)
+	c, err := cache.Open(t.TempDir(), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

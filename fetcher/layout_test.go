@@ -52,7 +52,7 @@ func writeLayout(t *testing.T, tag string, files map[string][]byte) (string, oci
 
 func newLayoutFetcher(t *testing.T) *fetcher.Fetcher {
 	t.Helper()
-	c, err := cache.Open(t.TempDir(), 0)
+	c, err := cache.Open(t.TempDir(), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func pushModel(t *testing.T, reg *testregistry.Registry) ocispec.Descriptor {
 // upstream (both plain HTTP), logging into log.
 func newMirroredFetcher(t *testing.T, upstream, mirror string, log io.Writer) *fetcher.Fetcher {
 	t.Helper()
-	c, err := cache.Open(t.TempDir(), 0)
+	c, err := cache.Open(t.TempDir(), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

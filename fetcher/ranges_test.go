@@ -3,18 +3,12 @@ package fetcher_test
 import (
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,18 +18,19 @@ import (
 	"github.com/modelgate/modelgate/fetcher"
 	"github.com/modelgate/modelgate/internal/faultproxy"
 	"github.com/modelgate/modelgate/internal/testregistry"
-	"github.com/modelgate/modelgate/oci"
 )
 
-// A 24 MiB blob, split from 4 MiB on into 4 parts of 6 MiB.
+// A 24 MiB blob, downloaded in parts from 4 MiB on: 12 parts of 2 MiB.
 const (
 	rangedBlobSize = 24 << 20
-	rangedPartSize = 6 << 20
-	rangedParts    = 4
+	rangedPartSize = 2 << 20
 )
 
+// rangedOptions split the rig's blob in parts. The probe never fires: the
+// download keeps its one connection, so that the requests are known; the
+// tests of added connections set RangeProbe.
 func rangedOptions() fetcher.Options {
-	return fetcher.Options{RangeThreshold: 4 << 20, RangeParts: rangedParts}
+	return fetcher.Options{RangeThreshold: 4 << 20, RangePartSize: rangedPartSize, RangeConnections: 4, RangeProbe: time.Hour}
 }
 
 // newRangedRig is newFaultRig with a blob large enough to be split.
@@ -56,35 +51,10 @@ func (r *faultRig) rangesPath() string {
 	return filepath.Join(r.dir, "ingest", r.blob.Encoded()+".ranges")
 }
 
-// partRange is the Range header of part i from byte from on.
-func partRange(i int, from int64) string {
-	end := min(int64(i+1)*rangedPartSize, rangedBlobSize) - 1
-	return fmt.Sprintf("bytes=%d-%d", from, end)
-}
-
-// wantRangeSet checks the Range headers of reqs, in any order: parallel
-// parts arrive as they will.
-func wantRangeSet(t *testing.T, reqs []faultproxy.Request, ranges ...string) {
-	t.Helper()
-	var got []string
-	for _, q := range reqs {
-		got = append(got, q.Range)
-	}
-	slices.Sort(got)
-	ranges = slices.Clone(ranges)
-	slices.Sort(ranges)
-	if !slices.Equal(got, ranges) {
-		t.Errorf("blob GETs carried Range %q, want %q in any order", got, ranges)
-	}
-}
-
-// allParts is the Range header of every part, from its first byte.
-func allParts() []string {
-	var out []string
-	for i := range rangedParts {
-		out = append(out, partRange(i, int64(i)*rangedPartSize))
-	}
-	return out
+// rangeFrom is the Range header of a request for the blob from byte from
+// to its end.
+func rangeFrom(from int64) string {
+	return fmt.Sprintf("bytes=%d-%d", from, rangedBlobSize-1)
 }
 
 func (r *faultRig) checkRangedPulled(t *testing.T, res *fetcher.Result, err error) {
@@ -95,74 +65,83 @@ func (r *faultRig) checkRangedPulled(t *testing.T, res *fetcher.Result, err erro
 	}
 }
 
-func TestPullRangedInParallel(t *testing.T) {
-	r := newRangedRig(t)
-	// A front that holds every part request after the first until all of
-	// them are in flight: a fetcher that fetched the parts one by one
-	// would never fill it.
-	var mu sync.Mutex
-	held := 0 // part requests waiting now
-	all := make(chan struct{})
-	filled := false
-	target := &url.URL{Scheme: "http", Host: r.proxy.Host()}
-	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(target)
-		pr.Out.Host = pr.In.Host
-	}}
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if rng := req.Header.Get("Range"); strings.Contains(req.URL.Path, "/blobs/") && rng != "" && !strings.HasPrefix(rng, "bytes=0-") {
-			mu.Lock()
-			if held++; held == rangedParts-1 {
-				filled = true
-				close(all)
-			}
-			mu.Unlock()
-			select {
-			case <-all:
-			case <-time.After(20 * time.Second): // a guard against a hang, not a measure
-			case <-req.Context().Done():
-			}
-			mu.Lock()
-			held--
-			mu.Unlock()
-		}
-		rp.ServeHTTP(w, req)
-	}))
-	t.Cleanup(front.Close)
-	c, err := cache.Open(r.dir, 0)
-	if err != nil {
-		t.Fatal(err)
+// peakInFlight is the most requests of reqs that the proxy served at once.
+// A request still served (a throttled response whose client went away is
+// noticed at its next write) counts as running to the end.
+func peakInFlight(reqs []faultproxy.Request) int {
+	never := time.Now().Add(time.Hour)
+	type edge struct {
+		at    time.Time
+		delta int
 	}
-	opts := rangedOptions()
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	host := front.Listener.Addr().String()
-	opts.Client = oci.NewClient(oci.ClientOptions{PlainHTTP: map[string]bool{host: true}, Logger: opts.Logger})
-	f := fetcher.New(c, opts)
-
-	res, err := f.Pull(t.Context(), host+"/models/ranged:v1")
-	r.checkRangedPulled(t, res, err)
-	mu.Lock()
-	if !filled {
-		t.Errorf("the %d part requests after the first were not in flight at once", rangedParts-1)
-	}
-	mu.Unlock()
-	reqs := r.blobGets()
-	wantRangeSet(t, reqs, allParts()...)
-	if len(reqs) > 0 && reqs[0].Range != partRange(0, 0) {
-		t.Errorf("first blob GET carried Range %q, want the first part %q alone", reqs[0].Range, partRange(0, 0))
-	}
+	var edges []edge
 	for _, q := range reqs {
-		if q.Status != http.StatusPartialContent || q.Bytes != rangedPartSize {
-			t.Errorf("part request %+v, want 206 with %d bytes", q, rangedPartSize)
+		end := q.End
+		if end.IsZero() {
+			end = never
 		}
+		edges = append(edges, edge{q.Start, +1}, edge{end, -1})
 	}
-	if res.Downloaded != rangedBlobSize {
-		t.Errorf("Downloaded %d, want %d", res.Downloaded, rangedBlobSize)
+	// Ends before starts at the same instant: touching is not overlapping.
+	slices.SortFunc(edges, func(a, b edge) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return a.delta - b.delta
+	})
+	peak, n := 0, 0
+	for _, e := range edges {
+		n += e.delta
+		peak = max(peak, n)
+	}
+	return peak
+}
+
+func TestPullRangedAddsConnectionsOnASlowLink(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		maxConns int // Fetcher.MaxConnections; Concurrency is 4
+		atMost   int // connections the blob may hold at once
+	}{
+		{"up to RangeConnections", 0, 4},
+		{"within the fetcher's budget", 5, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRangedRig(t)
+			// 4 MiB/s per connection: one connection would take 6 s, far
+			// longer than the first probe.
+			r.proxy.Add(faultproxy.Fault{Method: "GET", Path: r.blobPath(), Action: faultproxy.Throttle, Rate: 4 << 20})
+			opts := rangedOptions()
+			opts.RangeProbe = 100 * time.Millisecond
+			opts.MaxConnections = tc.maxConns
+			f, _ := r.fetcher(t, opts)
+			res, err := f.Pull(t.Context(), r.ref)
+			r.checkRangedPulled(t, res, err)
+
+			reqs := r.blobGets()
+			if len(reqs) == 0 || reqs[0].Range != rangeFrom(0) {
+				t.Fatalf("blob GETs %+v, want the first for the whole blob, %q", reqs, rangeFrom(0))
+			}
+			// The first probe always adds a connection; the limit is hard.
+			if peak := peakInFlight(reqs); peak < 2 || peak > tc.atMost {
+				t.Errorf("%d blob GETs in flight at most, want 2 to %d", peak, tc.atMost)
+			}
+			for _, q := range reqs {
+				if q.Status != http.StatusPartialContent {
+					t.Errorf("request %+v, want 206", q)
+				}
+			}
+			// Every byte written once: a connection whose run was halved
+			// stops at the new end.
+			if res.Downloaded != rangedBlobSize {
+				t.Errorf("Downloaded %d, want %d", res.Downloaded, rangedBlobSize)
+			}
+		})
 	}
 }
 
-func TestPullRangedPartResumes(t *testing.T) {
-	const after = 1<<20 + 12345
+func TestPullRangedResumesAfterABreak(t *testing.T) {
+	const after = 5<<20 + 12345
 	for _, tc := range []struct {
 		name   string
 		action faultproxy.Action
@@ -177,14 +156,12 @@ func TestPullRangedPartResumes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRangedRig(t)
-			// The first part is asked for alone, so the first blob GET is
-			// the one to break.
 			r.proxy.Add(faultproxy.Fault{Method: "GET", Path: r.blobPath(), Times: 1, Action: tc.action, After: after})
 			f, _ := r.fetcher(t, tc.opts)
 			res, err := f.Pull(t.Context(), r.ref)
 			r.checkRangedPulled(t, res, err)
-			// Only the rest of the broken part was asked for again.
-			wantRangeSet(t, r.blobGets(), append(allParts(), partRange(0, after))...)
+			// The connection went on from the byte it had, mid-part.
+			wantRanges(t, r.blobGets(), rangeFrom(0), rangeFrom(after))
 			if sent := r.proxy.BytesSent("GET", r.blobPath()); sent != rangedBlobSize {
 				t.Errorf("proxy sent %d blob bytes, want the blob's %d", sent, rangedBlobSize)
 			}
@@ -201,9 +178,9 @@ func TestPullRangedFallsBackWhenRangeIgnored(t *testing.T) {
 	f, _ := r.fetcher(t, rangedOptions())
 	res, err := f.Pull(t.Context(), r.ref)
 	r.checkRangedPulled(t, res, err)
-	// The 200 answer to the first part request is the download: one GET.
+	// The 200 answer to the first request is the download: one GET.
 	reqs := r.blobGets()
-	wantRanges(t, reqs, partRange(0, 0))
+	wantRanges(t, reqs, rangeFrom(0))
 	if len(reqs) == 1 && (reqs[0].Status != http.StatusOK || reqs[0].Bytes != rangedBlobSize) {
 		t.Errorf("request %+v, want the whole blob with 200", reqs[0])
 	}
@@ -212,20 +189,22 @@ func TestPullRangedFallsBackWhenRangeIgnored(t *testing.T) {
 	}
 }
 
-// interruptRanged runs a pull whose first part is cut once with MaxAttempts
-// 1: it fails, and the other parts are recorded as done.
+// cutAt is where interruptRanged breaks the download: in part 6, after
+// parts 0 to 5 are done.
+const cutAt = 6*rangedPartSize + 12345
+
+// interruptRanged runs a pull whose connection is cut once in part 6 with
+// MaxAttempts 1: it fails, and parts 0 to 5 are recorded as done.
 func interruptRanged(t *testing.T, r *faultRig) {
 	t.Helper()
-	r.proxy.Add(faultproxy.Fault{Method: "GET", Path: r.blobPath(), Times: 1, Action: faultproxy.Cut, After: 1 << 20})
+	r.proxy.Add(faultproxy.Fault{Method: "GET", Path: r.blobPath(), Times: 1, Action: faultproxy.Cut, After: cutAt})
 	opts := rangedOptions()
 	opts.MaxAttempts = 1
 	f, _ := r.fetcher(t, opts)
 	_, err := f.Pull(t.Context(), r.ref)
-	if !errors.Is(err, fetcher.ErrUnreachable) || !strings.Contains(err.Error(), "part 0") {
-		t.Fatalf("pull with a part cut and MaxAttempts 1: %v, want ErrUnreachable naming part 0", err)
+	if !errors.Is(err, fetcher.ErrUnreachable) || !strings.Contains(err.Error(), "parts 6-11") {
+		t.Fatalf("pull cut in part 6 with MaxAttempts 1: %v, want ErrUnreachable naming parts 6-11", err)
 	}
-	// The other parts were not stopped by part 0 giving up.
-	wantRangeSet(t, r.blobGets(), allParts()...)
 	if got := r.partialSize(t); got != rangedBlobSize {
 		t.Errorf("partial file has %d bytes, want it pre-sized to %d", got, rangedBlobSize)
 	}
@@ -240,13 +219,14 @@ func TestPullRangedResumesLater(t *testing.T) {
 	r := newRangedRig(t)
 	interruptRanged(t, r)
 
-	// A later process fetches only the part not done.
+	// A later process fetches only the parts not done: the bytes of part
+	// 6 before the cut were never recorded, so it starts at part 6.
 	f, _ := r.fetcher(t, rangedOptions())
 	res, err := f.Pull(t.Context(), r.ref)
 	r.checkRangedPulled(t, res, err)
-	wantRanges(t, r.blobGets(), partRange(0, 0))
-	if res.Downloaded != rangedPartSize {
-		t.Errorf("resumed pull downloaded %d bytes, want the one part's %d", res.Downloaded, rangedPartSize)
+	wantRanges(t, r.blobGets(), rangeFrom(6*rangedPartSize))
+	if want := int64(rangedBlobSize - 6*rangedPartSize); res.Downloaded != want {
+		t.Errorf("resumed pull downloaded %d bytes, want the missing parts' %d", res.Downloaded, want)
 	}
 }
 
@@ -258,7 +238,7 @@ func TestPullRangedRedownloadsCorruptPart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fh.WriteAt([]byte{^r.data[13<<20]}, 13<<20); err != nil {
+	if _, err := fh.WriteAt([]byte{^r.data[3<<20]}, 3<<20); err != nil {
 		t.Fatal(err)
 	}
 	if err := fh.Close(); err != nil {
@@ -268,13 +248,8 @@ func TestPullRangedRedownloadsCorruptPart(t *testing.T) {
 	f, _ := r.fetcher(t, rangedOptions())
 	res, err := f.Pull(t.Context(), r.ref)
 	r.checkRangedPulled(t, res, err)
-	// The missing part, then a failed digest and every part from scratch.
-	reqs := r.blobGets()
-	if len(reqs) != 1+rangedParts {
-		t.Fatalf("%d blob GETs, want %d: %+v", len(reqs), 1+rangedParts, reqs)
-	}
-	wantRanges(t, reqs[:2], partRange(0, 0), partRange(0, 0))
-	wantRangeSet(t, reqs[1:], allParts()...)
+	// The missing parts, then a failed digest and every part from scratch.
+	wantRanges(t, r.blobGets(), rangeFrom(6*rangedPartSize), rangeFrom(0))
 }
 
 func TestPullRangedMismatchIsNotRetriedTwice(t *testing.T) {
@@ -292,8 +267,8 @@ func TestPullRangedMismatchIsNotRetriedTwice(t *testing.T) {
 	if !errors.Is(err, cache.ErrDigestMismatch) {
 		t.Fatalf("pull of a corrupt blob: %v, want ErrDigestMismatch", err)
 	}
-	// Every part twice: one restart from scratch, no more.
-	wantRangeSet(t, r.blobGets(), append(allParts(), allParts()...)...)
+	// One restart from scratch, no more.
+	wantRanges(t, r.blobGets(), rangeFrom(0), rangeFrom(0))
 	for _, p := range []string{r.partialPath(), r.rangesPath()} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s kept after a mismatch: %v", filepath.Base(p), err)

@@ -93,7 +93,7 @@ func startGateway(t *testing.T, reg *testregistry.Registry, opts gatewayOptions,
 	if opts.maxRequestBytes == 0 {
 		opts.maxRequestBytes = 1 << 20
 	}
-	c, err := cache.Open(opts.cacheDir, opts.maxCacheBytes)
+	c, err := cache.Open(opts.cacheDir, cache.Options{MaxBytes: opts.maxCacheBytes})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -290,7 +290,7 @@ func TestModelgatePullRecreatesTheDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cache.Open(t.TempDir(), 0)
+	c, err := cache.Open(t.TempDir(), cache.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

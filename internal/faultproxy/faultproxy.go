@@ -31,6 +31,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Action is what a Fault does to a matching request.
@@ -54,6 +55,10 @@ const (
 	// then holds the rest until Release is called (the body then completes
 	// normally), the client goes away, or the proxy is closed. See hold.go.
 	Hold
+	// Throttle forwards the request and sends the response body at Rate
+	// bytes per second (each response on its own): a link that limits
+	// every connection, as object storage does.
+	Throttle
 )
 
 func (a Action) String() string {
@@ -70,6 +75,8 @@ func (a Action) String() string {
 		return "ignore-range"
 	case Hold:
 		return "hold"
+	case Throttle:
+		return "throttle"
 	}
 	return "unknown"
 }
@@ -89,6 +96,8 @@ type Fault struct {
 	Code int
 	// RetryAfter is the Retry-After header Status sends, e.g. "1".
 	RetryAfter string
+	// Rate is the body bytes per second Throttle sends.
+	Rate int64
 }
 
 // Request is one request the proxy saw.
@@ -99,6 +108,9 @@ type Request struct {
 	Fault  Action // the fault applied, 0 if none
 	Status int    // status sent to the client; 0 if no header was sent
 	Bytes  int64  // response body bytes sent to the client
+	// Start and End are when the proxy received the request and finished
+	// its response (End is zero while it is served).
+	Start, End time.Time
 }
 
 // rule is a Fault with its remaining uses.
@@ -184,10 +196,15 @@ func New(target string) *Proxy {
 			w = &faultWriter{ResponseWriter: w, rec: rec, fault: f, req: r, closed: p.closed}
 		case Hold:
 			w = &holdWriter{ResponseWriter: w, rec: rec, after: f.After, req: r, closed: p.closed, holds: &p.holds}
+		case Throttle:
+			w = &throttleWriter{countingWriter: countingWriter{ResponseWriter: w, rec: rec}, rate: f.Rate, req: r, closed: p.closed}
 		default:
 			w = &countingWriter{ResponseWriter: w, rec: rec}
 		}
 		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
+		p.mu.Lock()
+		rec.req.End = time.Now()
+		p.mu.Unlock()
 	}))
 	return p
 }
@@ -274,7 +291,7 @@ func (p *Proxy) ResetRequests() {
 func (p *Proxy) begin(r *http.Request) (*record, Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rec := &record{req: Request{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range")}}
+	rec := &record{req: Request{Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range"), Start: time.Now()}}
 	var f Fault
 	for _, ru := range p.rules {
 		if ru.left == 0 || (ru.Method != "" && ru.Method != r.Method) || !strings.Contains(r.URL.Path, ru.Path) {

@@ -81,8 +81,13 @@ func TestPassThroughRecordsRequests(t *testing.T) {
 		{Method: "GET", Path: "/v2/x/blobs/sha256:aa", Range: "bytes=10-", Status: 206, Bytes: int64(len(body) - 10)},
 	}
 	for i := range want {
-		if reqs[i] != want[i] {
-			t.Errorf("request %d: %+v, want %+v", i, reqs[i], want[i])
+		got := reqs[i]
+		if got.Start.IsZero() || got.End.Before(got.Start) {
+			t.Errorf("request %d: served from %v to %v", i, got.Start, got.End)
+		}
+		got.Start, got.End = time.Time{}, time.Time{}
+		if got != want[i] {
+			t.Errorf("request %d: %+v, want %+v", i, got, want[i])
 		}
 	}
 	if n := p.Count("GET", "sha256:aa"); n != 2 {
@@ -241,6 +246,31 @@ func TestIgnoreRange(t *testing.T) {
 		t.Errorf("after the fault: %d %q", resp.StatusCode, data)
 	}
 	if r := p.Requests()[0]; r.Range != "bytes=4-" || r.Fault != faultproxy.IgnoreRange {
+		t.Errorf("recorded %+v", r)
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	body := bytes.Repeat([]byte("x"), 256<<10)
+	up, _ := upstream(t, body)
+	p := faultproxy.Start(t, up.Listener.Addr().String())
+	p.Add(faultproxy.Fault{Path: "/blob", Action: faultproxy.Throttle, Rate: 1 << 20})
+	c := testClient(t)
+
+	start := time.Now()
+	resp := get(t, t.Context(), c, "http://"+p.Host()+"/blob", "")
+	data, _ := io.ReadAll(resp.Body)
+	took := time.Since(start)
+	if !bytes.Equal(data, body) {
+		t.Fatalf("throttled body: %d bytes, want the %d sent upstream", len(data), len(body))
+	}
+	// Pacing guarantees a lower bound only: the last chunk is due at
+	// (size - chunk) / rate; a slow machine takes longer, never less.
+	if min := 220 * time.Millisecond; took < min {
+		t.Errorf("256 KiB at 1 MiB/s took %s, want at least %s", took, min)
+	}
+	r := p.Requests()[0]
+	if r.Fault != faultproxy.Throttle || r.Bytes != int64(len(body)) || r.Start.IsZero() || r.End.Before(r.Start) {
 		t.Errorf("recorded %+v", r)
 	}
 }
