@@ -5,7 +5,7 @@
 # installs oras v1.3.6 into ~/.cache/modelgate-bench/bin if it is missing, and
 # runs bench/pull (see its doc comment). It needs docker-registry
 # (apt-get install -y docker-registry) and about 3x the model sizes of free
-# disk under $TMPDIR (6 GiB at the defaults); a full run takes 10-20 minutes.
+# disk under $TMPDIR (6 GiB at the defaults); a full run takes 15-30 minutes.
 #
 # Usage: bench/pull.sh [bench/pull flags]   e.g. -runs 5, -write '' to only print,
 #        -runs 1 -single 256MiB -layer-size 16MiB for a quick run

@@ -76,7 +76,7 @@ type Options struct {
 	// rounded up to 1 MiB).
 	RangePartSize int64
 	// RangeProbe is how often a ranged download measures its rate to
-	// decide whether to add connections (default 500ms).
+	// decide whether to add connections (default 250ms).
 	RangeProbe time.Duration
 	// MaxConnections bounds the blob connections of this Fetcher, all
 	// pulls together (default 16, and never below Concurrency): each

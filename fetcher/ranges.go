@@ -35,7 +35,7 @@ const (
 	defaultMaxConnections = 16
 	// defaultRangeProbe is how often a ranged download measures its rate
 	// and decides whether more connections would pay.
-	defaultRangeProbe = 500 * time.Millisecond
+	defaultRangeProbe = 250 * time.Millisecond
 	// rangeGain is how much faster the download must get after
 	// connections were added for more to be added: on a link whose limit
 	// is per connection, doubling them nearly doubles the rate; on one

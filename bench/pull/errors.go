@@ -12,4 +12,8 @@ var (
 	// errShortPull means a pull exited cleanly but wrote fewer bytes than the
 	// model holds.
 	errShortPull = errors.New("pull wrote too few bytes")
+	// errBadResponse means the registry, or the proxy in front of it,
+	// answered a capacity measurement's request with something other than
+	// what was asked for.
+	errBadResponse = errors.New("unexpected registry response")
 )

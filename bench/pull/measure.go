@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -17,29 +18,55 @@ const (
 	scenarioThrottled = "throttled"
 )
 
-// The clients, as printed.
+// The clients, as printed. The targets are judged on clientModelgate, its
+// defaults; clientModelgateNoSync is the same pull with cache.sync: false
+// (no fsync of the blobs it commits), for information.
 const (
-	clientOras      = "oras"
-	clientModelgate = "modelgate"
+	clientOras            = "oras"
+	clientModelgate       = "modelgate"
+	clientModelgateNoSync = "modelgate sync off"
 )
+
+// clients is every client, in the order of the first run; later runs rotate
+// it.
+var clients = []string{clientOras, clientModelgate, clientModelgateNoSync}
 
 // results is everything one benchmark measured.
 type results struct {
 	limit    limit
-	rssFloor int64 // peak RSS the wrapper reports for `true`: the least any row can show
+	capacity []float64 // MiB/s through the throttling proxy, per sample; nil without the throttled scenario
+	rssFloor int64     // peak RSS the wrapper reports for `true`: the least any row can show
 	rows     []row
 }
 
+// pathCapacity is the median of capacity: the most any client can pull
+// through the throttled path on this machine.
+func (r results) pathCapacity() float64 { return median(r.capacity) }
+
 // row is one scenario and model: every pull of each client.
 type row struct {
-	scenario  string
-	model     model
-	oras      []exit
-	modelgate []exit
+	scenario        string
+	model           model
+	oras            []exit
+	modelgate       []exit
+	modelgateNoSync []exit
+}
+
+// add records e as one of client's pulls.
+func (r *row) add(client string, e exit) {
+	switch client {
+	case clientOras:
+		r.oras = append(r.oras, e)
+	case clientModelgate:
+		r.modelgate = append(r.modelgate, e)
+	default:
+		r.modelgateNoSync = append(r.modelgateNoSync, e)
+	}
 }
 
 // benchmark starts the registry, makes and pushes the models, measures the
-// machine's limit and pulls every model in every scenario with both clients.
+// machine's limit and, with the throttled scenario, the capacity of the
+// throttled path, and pulls every model in every scenario with every client.
 // Everything it starts is stopped and everything it writes is under work.
 func benchmark(ctx context.Context, cfg benchConfig, work string) (results, error) {
 	regDir := filepath.Join(work, "registry")
@@ -75,29 +102,29 @@ func benchmark(ctx context.Context, cfg benchConfig, work string) (results, erro
 	}
 	defer px.close()
 	hosts := map[string]string{scenarioLoopback: reg.addr, scenarioThrottled: px.addr()}
+	if slices.Contains(cfg.scenarios, scenarioThrottled) {
+		fmt.Fprintf(os.Stderr, "measuring the throttled path's capacity (%d concurrent ranged GETs, %s in all, through the proxy), %d times\n",
+			capacityConns, formatBytes(models[0].bytes), cfg.runs)
+		if res.capacity, err = measureCapacity(ctx, reg.addr, px.addr(), models[0], cfg.runs); err != nil {
+			return results{}, err
+		}
+	}
 
 	for _, sc := range cfg.scenarios {
 		for _, m := range models {
 			r := row{scenario: sc, model: m}
 			for i := range cfg.runs {
-				// Alternate which client goes first, so that neither always
-				// follows the other's writes.
-				order := []string{clientOras, clientModelgate}
-				if i%2 == 1 {
-					order[0], order[1] = order[1], order[0]
-				}
-				for _, client := range order {
+				// Rotate which client goes first, so that none always
+				// follows the same one's writes.
+				for j := range clients {
+					client := clients[(i+j)%len(clients)]
 					e, err := pullOnce(ctx, cfg, work, client, hosts[sc], m)
 					if err != nil {
-						return results{}, fmt.Errorf("%s %s, run %d: %w", sc, m.name, i+1, err)
+						return results{}, fmt.Errorf("%s %s, run %d, %s: %w", sc, m.name, i+1, client, err)
 					}
-					fmt.Fprintf(os.Stderr, "%-9s %-6s run %d %-9s %7.2f s %8.1f MiB/s  peak RSS %s\n",
+					fmt.Fprintf(os.Stderr, "%-9s %-6s run %d %-18s %7.2f s %8.1f MiB/s  peak RSS %s\n",
 						sc, m.name, i+1, client, e.wall.Seconds(), mibPerSec(m.bytes, e.wall), formatBytes(e.maxRSS))
-					if client == clientOras {
-						r.oras = append(r.oras, e)
-					} else {
-						r.modelgate = append(r.modelgate, e)
-					}
+					r.add(client, e)
 				}
 			}
 			res.rows = append(res.rows, r)
@@ -122,7 +149,8 @@ func pullOnce(ctx context.Context, cfg benchConfig, work, client, host string, m
 		e, err = runChild(ctx, cfg.pullTimeout, dir, cfg.oras, orasArgs(ref, out)...)
 	default:
 		cfgPath := filepath.Join(dir, "modelgate.yaml")
-		if err := os.WriteFile(cfgPath, []byte(modelgateConfig(m.name, ref, host, out)), 0o644); err != nil {
+		syncBlobs := client != clientModelgateNoSync
+		if err := os.WriteFile(cfgPath, []byte(modelgateConfig(m.name, ref, host, out, syncBlobs)), 0o644); err != nil {
 			return exit{}, fmt.Errorf("pull: write config: %w", err)
 		}
 		e, err = runChild(ctx, cfg.pullTimeout, dir, cfg.modelgate, modelgateArgs(cfgPath, m.name)...)
@@ -154,16 +182,22 @@ func modelgateArgs(cfgPath, name string) []string {
 
 // modelgateConfig is the least configuration that lets modelgate pull ref as
 // name into cacheDir: a runtime is required but never started; the fetch
-// settings are modelgate's defaults.
-func modelgateConfig(name, ref, host, cacheDir string) string {
+// settings are modelgate's defaults. When syncBlobs is false it adds
+// cache.sync: false, so that modelgate commits blobs without fsyncing them;
+// otherwise it leaves the key out (its default is true).
+func modelgateConfig(name, ref, host, cacheDir string, syncBlobs bool) string {
+	cache := fmt.Sprintf("{dir: %q}", cacheDir)
+	if !syncBlobs {
+		cache = fmt.Sprintf("{dir: %q, sync: false}", cacheDir)
+	}
 	return fmt.Sprintf(`models:
   - {name: %q, ref: %q, runtime: none}
 runtimes:
   none: {command: ["true"]}
-cache: {dir: %q}
+cache: %s
 registries:
   %q: {plain_http: true}
-`, name, ref, cacheDir, host)
+`, name, ref, cache, host)
 }
 
 // bytesUnder is the size of the regular files under dir, each inode counted
