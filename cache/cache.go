@@ -41,6 +41,7 @@ type Cache struct {
 	root     string
 	maxBytes int64
 	noSync   bool
+	pins     pins
 }
 
 // Options configure a cache.
@@ -92,7 +93,7 @@ func Open(root string, opts Options) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open cache %s: %w", root, err)
 	}
-	for _, d := range []string{"blobs/sha256", "ingest", "models/sha256"} {
+	for _, d := range []string{"blobs/sha256", "ingest", "models/sha256", "locks/models", "locks/blobs"} {
 		if err := os.MkdirAll(filepath.Join(abs, filepath.FromSlash(d)), 0o755); err != nil {
 			return nil, fmt.Errorf("open cache %s: %w", abs, err)
 		}

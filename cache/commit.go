@@ -38,6 +38,15 @@ func (c *Cache) Commit(ctx context.Context, d digest.Digest, ref string, entries
 	if m, err := c.Model(d); err == nil {
 		return m, nil
 	}
+	l, err := c.lockModelCommit(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("commit model %s: %w", d, err)
+	}
+	defer l.unlock()
+	// Another process may have committed it while we waited.
+	if m, err := c.Model(d); err == nil {
+		return m, nil
+	}
 	for _, e := range entries {
 		if e.Archive != nil && e.Path == "" {
 			continue // unpacked at the root
@@ -82,9 +91,11 @@ func (c *Cache) Commit(ctx context.Context, d digest.Digest, ref string, entries
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("commit model %s: %w", d, err)
 	}
+	crashpoint("commit-before-rename")
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, fmt.Errorf("commit model %s: %w", d, err)
 	}
+	crashpoint("commit-before-record")
 	if err := writeFileAtomic(c.modelRecordPath(d), m); err != nil {
 		return nil, fmt.Errorf("commit model %s: %w", d, err)
 	}

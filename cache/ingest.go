@@ -217,6 +217,7 @@ func (c *Cache) publish(d digest.Digest, size int64, path string) error {
 		return fmt.Errorf("commit blob %s: %w", d, err)
 	}
 	dst := c.BlobPath(d)
+	crashpoint("publish-before-rename")
 	if err := os.Rename(path, dst); err != nil {
 		return fmt.Errorf("commit blob %s: %w", d, err)
 	}

@@ -147,6 +147,9 @@ func New(c *cache.Cache, opts Options) *Fetcher {
 	}
 }
 
+// Cache is the cache the fetcher pulls into.
+func (f *Fetcher) Cache() *cache.Cache { return f.cache }
+
 // Resolve returns the manifest descriptor that ref (registry/repo:tag or
 // registry/repo@digest) points to now. The registry's mirrors, if any, are
 // asked first (see fromEach); for a tag, the first that knows it is
@@ -390,11 +393,22 @@ func (f *Fetcher) readCapped(ctx context.Context, src source, ref, what string, 
 }
 
 // fetchBlob downloads one blob from src into the cache, once per digest
-// however many pulls ask for it at the same time. It returns the body
-// bytes received.
+// however many pulls ask for it at the same time, in this process
+// (singleflight) and in any other sharing the cache directory (the blob's
+// ingest lock: a process that waited for it finds the blob present). It
+// returns the body bytes received.
 func (f *Fetcher) fetchBlob(ctx context.Context, src source, desc ocispec.Descriptor, watch watchFunc) (int64, error) {
 	v, err, shared := f.blobs.Do(desc.Digest.String(), func() (any, error) {
 		if f.cache.HasBlob(desc.Digest, desc.Size) {
+			return int64(0), nil
+		}
+		unlock, err := f.cache.LockBlobIngest(ctx, desc.Digest)
+		if err != nil {
+			return int64(0), fmt.Errorf("fetch blob %s: %w", desc.Digest, err)
+		}
+		defer unlock()
+		if f.cache.HasBlob(desc.Digest, desc.Size) {
+			f.opts.Logger.Info("blob downloaded by another process meanwhile", "digest", desc.Digest.String())
 			return int64(0), nil
 		}
 		return src.download(ctx, desc, watch)
