@@ -40,14 +40,20 @@ import (
 type Cache struct {
 	root     string
 	maxBytes int64
+	minFree  int64
 	noSync   bool
 	pins     pins
+	index    *index
 }
 
 // Options configure a cache.
 type Options struct {
-	// MaxBytes is the byte budget; 0 means no limit.
+	// MaxBytes is the byte budget; 0 means no limit. Reserve evicts least
+	// recently used models that no one holds to stay within it.
 	MaxBytes int64
+	// MinFreeBytes is the free space Reserve keeps on the cache's file
+	// system, evicting as for MaxBytes; 0 means none.
+	MinFreeBytes int64
 	// NoSync skips the fsync of each blob's bytes before it becomes
 	// visible. A blob is then durable only once the kernel wrote it back
 	// (within about 30 s), and a power loss or kernel crash before that may
@@ -98,7 +104,11 @@ func Open(root string, opts Options) (*Cache, error) {
 			return nil, fmt.Errorf("open cache %s: %w", abs, err)
 		}
 	}
-	return &Cache{root: abs, maxBytes: opts.MaxBytes, noSync: opts.NoSync}, nil
+	c := &Cache{root: abs, maxBytes: opts.MaxBytes, minFree: opts.MinFreeBytes, noSync: opts.NoSync, index: newIndex()}
+	if err := c.loadIndex(); err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", abs, err)
+	}
+	return c, nil
 }
 
 // Root is the cache's root directory.

@@ -100,6 +100,7 @@ func (c *Cache) Commit(ctx context.Context, d digest.Digest, ref string, entries
 		return nil, fmt.Errorf("commit model %s: %w", d, err)
 	}
 	m.Dir = dir
+	c.index.added(m)
 	return m, nil
 }
 

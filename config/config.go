@@ -108,6 +108,9 @@ type Cache struct {
 	Dir string `yaml:"dir"`
 	// MaxBytes is the byte budget; 0 means no limit.
 	MaxBytes ByteSize `yaml:"max_bytes"`
+	// MinFreeBytes is the free space kept on the cache's file system,
+	// evicting as for MaxBytes; 0 means none.
+	MinFreeBytes ByteSize `yaml:"min_free_bytes"`
 	// Sync fsyncs each blob before it becomes visible (default true);
 	// false suits a cache that does not outlive its pod (an emptyDir).
 	Sync *bool `yaml:"sync"`

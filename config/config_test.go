@@ -44,13 +44,16 @@ func TestParseValidConfigAppliesDefaults(t *testing.T) {
 	}
 }
 
-func TestParseCacheSyncOff(t *testing.T) {
-	cfg, err := Parse("modelgate.yaml", []byte(strings.Replace(valid, "max_bytes: 10GiB}", "max_bytes: 10GiB, sync: false}", 1)))
+func TestParseCacheOptions(t *testing.T) {
+	cfg, err := Parse("modelgate.yaml", []byte(strings.Replace(valid, "max_bytes: 10GiB}", "max_bytes: 10GiB, min_free_bytes: 2GiB, sync: false}", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Cache.SyncBlobs() {
 		t.Error("cache.sync: false read as true")
+	}
+	if cfg.Cache.MinFreeBytes != 2<<30 {
+		t.Errorf("min_free_bytes = %d, want 2GiB", cfg.Cache.MinFreeBytes)
 	}
 }
 

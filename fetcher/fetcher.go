@@ -200,7 +200,7 @@ func (f *Fetcher) Pull(ctx context.Context, ref string) (*Result, error) {
 	if d, err := referenceDigest(ref); err != nil {
 		return nil, err
 	} else if d != "" {
-		if m, err := f.cache.Model(d); err == nil {
+		if m, err := f.cache.Lookup(d); err == nil {
 			return &Result{Model: m}, nil
 		}
 	}
@@ -221,7 +221,7 @@ func (f *Fetcher) Pull(ctx context.Context, ref string) (*Result, error) {
 // cache.ErrNoSpace (and the syscall error); its partial files stay, and no
 // blob or model that was not verified and complete becomes visible.
 func (f *Fetcher) PullDescriptor(ctx context.Context, ref string, desc ocispec.Descriptor) (*Result, error) {
-	if m, err := f.cache.Model(desc.Digest); err == nil {
+	if m, err := f.cache.Lookup(desc.Digest); err == nil {
 		return &Result{Model: m}, nil
 	}
 	for attempt := 1; ; attempt++ {
@@ -291,11 +291,26 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 			total += e.Layer.Size
 		}
 	}
-	// Archives unpack to more than their compressed size; the budget check
-	// counts what is downloaded.
+	// A model larger than the whole budget is refused before anything else.
 	if err := f.cache.CheckFits(total); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
+	// Pins keep the blobs this model will link, and the model once
+	// committed, from an eviction by any process until the pull returns.
+	digests := make([]digest.Digest, 0, len(blobs))
+	for _, l := range blobs {
+		digests = append(digests, l.Digest)
+	}
+	releaseBlobs, err := f.cache.PinBlobs(digests)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	defer releaseBlobs()
+	releaseModel, err := f.cache.PinModel(desc.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	defer releaseModel()
 
 	log := f.opts.Logger.With("ref", ref, "digest", desc.Digest.String())
 	log.Info("pull started", "format", plan.Format, "layers", len(blobs), "bytes", total)
@@ -311,6 +326,19 @@ func (f *Fetcher) pull(ctx context.Context, ref string, desc ocispec.Descriptor)
 			missingBytes += l.Size
 		}
 	}
+	// Room for what is downloaded, and for what archives unpack to
+	// (estimated as their size: weights barely compress).
+	need := missingBytes
+	for _, e := range plan.Entries {
+		if e.Archive != nil {
+			need += e.Layer.Size
+		}
+	}
+	releaseRoom, err := f.cache.Reserve(ctx, need)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	defer releaseRoom()
 	tracker, err := f.newTracker(missingBytes)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)

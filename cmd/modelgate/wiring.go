@@ -18,7 +18,11 @@ import (
 // newFetcher opens the cache and a fetcher as the configuration says;
 // download progress goes to progressOut (nil: none) in the given mode.
 func newFetcher(cfg *config.Config, log *slog.Logger, progressOut io.Writer, mode progress.Mode) (*fetcher.Fetcher, error) {
-	c, err := cache.Open(cfg.Cache.Dir, cache.Options{MaxBytes: int64(cfg.Cache.MaxBytes), NoSync: !cfg.Cache.SyncBlobs()})
+	c, err := cache.Open(cfg.Cache.Dir, cache.Options{
+		MaxBytes:     int64(cfg.Cache.MaxBytes),
+		MinFreeBytes: int64(cfg.Cache.MinFreeBytes),
+		NoSync:       !cfg.Cache.SyncBlobs(),
+	})
 	if err != nil {
 		return nil, err
 	}
