@@ -83,6 +83,9 @@ type gatewayOptions struct {
 	cacheDir        string
 	maxCacheBytes   int64
 	maxRequestBytes int64
+	// plainHosts are more registries spoken to over plain HTTP (a fault
+	// proxy in front of the test registry).
+	plainHosts []string
 }
 
 func startGateway(t *testing.T, reg *testregistry.Registry, opts gatewayOptions, specs ...gateway.ModelSpec) *gatewayUnderTest {
@@ -101,6 +104,9 @@ func startGateway(t *testing.T, reg *testregistry.Registry, opts gatewayOptions,
 	plain := map[string]bool{}
 	if reg != nil {
 		plain[reg.Host()] = true
+	}
+	for _, h := range opts.plainHosts {
+		plain[h] = true
 	}
 	f := fetcher.New(c, fetcher.Options{Client: oci.NewClient(oci.ClientOptions{PlainHTTP: plain, Logger: log}), Logger: log})
 	srv := gateway.New(gateway.Options{Fleet: gateway.NewFleet(f, specs, log), MaxRequestBytes: opts.maxRequestBytes, Logger: log})

@@ -109,26 +109,45 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// modelEntry is one model in GET /v1/models (the OpenAI list shape, with
-// modelgate's own fields beside the standard ones).
+// modelEntry is one model in GET /v1/models: the OpenAI list shape (id,
+// object, created, owned_by), with modelgate's own fields beside the
+// standard ones (docs/cache.md, "Offline restarts").
 type modelEntry struct {
 	ID      string `json:"id"`
 	Object  string `json:"object"`
-	Created int64  `json:"created"`
+	Created int64  `json:"created"` // when the served model entered the cache, Unix seconds; 0 when none runs
 	OwnedBy string `json:"owned_by"`
 	Ref     string `json:"ref"`
 	State   State  `json:"state"`
-	Digest  string `json:"digest,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Digest  string `json:"digest,omitempty"` // manifest digest served now
+	// ResolvedAt is when Ref was resolved to Digest (absent for a digest
+	// reference served from the cache).
+	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
+	// Offline is true when the registry was unreachable at the start and
+	// Digest is what Ref last resolved to, served from the cache;
+	// OfflineReason is the registry's error.
+	Offline       bool   `json:"offline"`
+	OfflineReason string `json:"offline_reason,omitempty"`
+	Error         string `json:"error,omitempty"` // of the last failed start
 }
 
 func (s *Server) listModels(c echo.Context) error {
 	data := []modelEntry{}
 	for _, m := range s.fleet.Models() {
-		state, d, lastErr := m.Status()
-		e := modelEntry{ID: m.Name(), Object: "model", OwnedBy: "modelgate", Ref: m.Ref(), State: state, Digest: d.String()}
-		if lastErr != nil {
-			e.Error = lastErr.Error()
+		st := m.Status()
+		e := modelEntry{ID: m.Name(), Object: "model", OwnedBy: "modelgate", Ref: m.Ref(), State: st.State, Digest: st.Digest.String(), Offline: st.Origin.Offline}
+		if !st.Created.IsZero() {
+			e.Created = st.Created.Unix()
+		}
+		if at := st.Origin.ResolvedAt; !at.IsZero() {
+			at = at.UTC()
+			e.ResolvedAt = &at
+		}
+		if st.Origin.Cause != nil {
+			e.OfflineReason = st.Origin.Cause.Error()
+		}
+		if st.Err != nil {
+			e.Error = st.Err.Error()
 		}
 		data = append(data, e)
 	}

@@ -17,7 +17,7 @@ const (
 // allowedTransitions lists, for each state, the states it may move to.
 var allowedTransitions = map[State][]State{
 	StateCold:      {StateResolving, StateStopped},
-	StateResolving: {StatePulling, StateFailed, StateStopped},
+	StateResolving: {StatePulling, StateStarting, StateFailed, StateStopped}, // starting: the model was in the cache
 	StatePulling:   {StateStarting, StateFailed, StateStopped},
 	StateStarting:  {StateReady, StateFailed, StateStopped},
 	StateReady:     {StateCold, StateStopped},
