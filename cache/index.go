@@ -207,8 +207,8 @@ func (c *Cache) Stats() Stats {
 type ModelInfo struct {
 	Digest   digest.Digest `json:"digest"`
 	Refs     []string      `json:"refs"`
-	Size     int64         `json:"size"`     // bytes of its directory
-	Own      int64         `json:"own"`      // bytes evicting it would free now
+	Size     int64         `json:"size"` // bytes of its directory
+	Own      int64         `json:"own"`  // bytes evicting it would free now
 	LastUsed time.Time     `json:"last_used"`
 	Pinned   bool          `json:"pinned"` // in use by this or another process
 	Dir      string        `json:"dir"`
