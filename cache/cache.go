@@ -8,6 +8,8 @@
 //	ingest/model-<hex>-*/              a model directory being assembled
 //	models/sha256/<manifest-hex>/      the model as the runtime sees it
 //	models/sha256/<manifest-hex>.json  what the directory holds and where it came from
+//	refs/<sha256-of-ref>.json          the digest a reference last resolved to
+//	locks/                             pins and the eviction lock (flock)
 //
 // A blob becomes visible only by rename after its size and digest are
 // verified; a model directory only by rename after every file is in place,
@@ -15,10 +17,11 @@
 // model are hard links to blobs, so a blob shared by two models is stored once
 // and the files a runtime reads never change under it.
 //
-// A Cache is safe for use by several goroutines of one process. Callers must
-// not write the same blob concurrently from one process (the fetcher
-// deduplicates by digest); sharing one directory between processes is not
-// supported yet.
+// Models are evicted least recently used first to stay within a byte
+// budget (Reserve), never while pinned (PinModel, PinBlobs). Pins and the
+// locks of writers are flock(2) locks, so several processes may share one
+// directory: they download each blob once, and none evicts what another
+// uses. A Cache is safe for use by several goroutines.
 package cache
 
 import (
