@@ -6,6 +6,7 @@
 //	modelgate pull    --config modelgate.yaml NAME...
 //	modelgate push    [--format modelpack|docker] DIR REGISTRY/REPOSITORY:TAG
 //	modelgate inspect [--config FILE] [--plain-http] [--json] REF
+//	modelgate cache   ls|rm|prune|verify [--config FILE | --cache-dir DIR] [--json]
 //	modelgate version
 package main
 
@@ -35,6 +36,7 @@ Usage:
   modelgate pull    [--config FILE] NAME...  pull configured models (or references) into the cache
   modelgate push    [flags] DIR REF          push a model directory as one artifact (ModelPack or Docker)
   modelgate inspect [flags] REF              show the format and files of an artifact without downloading it
+  modelgate cache   ls|rm|prune|verify       list, remove, prune or verify the models in the cache
   modelgate version                          print the version
 
 Run "modelgate COMMAND -h" for a command's flags.
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = pushCommand(ctx, args[1:], stdout, stderr)
 	case "inspect":
 		err = inspectCommand(ctx, args[1:], stdout, stderr)
+	case "cache":
+		err = cacheCommand(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":
