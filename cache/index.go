@@ -161,8 +161,9 @@ func (c *Cache) Lookup(d digest.Digest) (*Model, error) {
 	e := c.index.models[d]
 	c.index.mu.Unlock()
 	if e != nil {
-		// Another process may have evicted it: the directory decides.
-		if _, err := os.Stat(e.model.Dir); err == nil {
+		// Another process may have evicted it, or verify found it
+		// corrupt: the record decides (it goes first, and comes last).
+		if _, err := os.Stat(c.modelRecordPath(d)); err == nil {
 			c.index.hits.Add(1)
 			c.Touch(d)
 			return e.model, nil
