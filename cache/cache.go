@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -57,6 +58,8 @@ type Options struct {
 	// MinFreeBytes is the free space Reserve keeps on the cache's file
 	// system, evicting as for MaxBytes; 0 means none.
 	MinFreeBytes int64
+	// Logger receives what Open repairs (default slog.Default()).
+	Logger *slog.Logger
 	// NoSync skips the fsync of each blob's bytes before it becomes
 	// visible. A blob is then durable only once the kernel wrote it back
 	// (within about 30 s), and a power loss or kernel crash before that may
@@ -108,6 +111,18 @@ func Open(root string, opts Options) (*Cache, error) {
 		}
 	}
 	c := &Cache{root: abs, maxBytes: opts.MaxBytes, minFree: opts.MinFreeBytes, noSync: opts.NoSync, index: newIndex()}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	// Leftovers of a crash are removed before the index is read, so that a
+	// removed record is never indexed. A repair that could not finish is not
+	// fatal: what is left over never counts as present.
+	if rep, err := c.Repair(context.Background()); err != nil {
+		log.Warn("cache repair incomplete", "dir", abs, "repair", rep, "error", err)
+	} else if rep.Removed() > 0 || rep.Busy > 0 {
+		log.Info("cache repaired", "dir", abs, "repair", rep)
+	}
 	if err := c.loadIndex(); err != nil {
 		return nil, fmt.Errorf("open cache %s: %w", abs, err)
 	}

@@ -57,7 +57,7 @@ func (c *Cache) OpenBlobWriter(d digest.Digest, size int64) (*BlobWriter, error)
 		return nil, fmt.Errorf("open ingest %s: negative size %d", d, size)
 	}
 	path := c.partialPath(d)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := openPartial(path)
 	if err != nil {
 		return nil, fmt.Errorf("open ingest %s: %w", d, err)
 	}
@@ -314,4 +314,19 @@ func (c *Cache) partialPath(d digest.Digest) string {
 // its partial file (see RangeWriter).
 func (c *Cache) rangesPath(d digest.Digest) string {
 	return filepath.Join(c.root, "ingest", d.Encoded()+".ranges")
+}
+
+// openPartial opens (creating it) the partial file of a download for
+// writing. A partial file left read-only (publish makes it read-only just
+// before the rename into blobs/, and a crash can fall in between) is made
+// writable again: the caller holds the blob's ingest lock, and nothing in
+// it is trusted before it is hashed.
+func openPartial(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if errors.Is(err, fs.ErrPermission) {
+		if cerr := os.Chmod(path, 0o644); cerr == nil {
+			f, err = os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		}
+	}
+	return f, err
 }

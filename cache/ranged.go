@@ -70,7 +70,7 @@ func (c *Cache) OpenRangeWriter(d digest.Digest, size, partSize int64) (*RangeWr
 	}
 	w := &RangeWriter{ingestFile: ingestFile{c: c, d: d, path: c.partialPath(d)}, size: size, partSize: partSize, rpath: c.rangesPath(d)}
 	w.done = make([]bool, w.Parts())
-	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := openPartial(w.path)
 	if err != nil {
 		return nil, fmt.Errorf("open ingest %s: %w", d, err)
 	}

@@ -22,6 +22,7 @@ func newFetcher(cfg *config.Config, log *slog.Logger, progressOut io.Writer, mod
 		MaxBytes:     int64(cfg.Cache.MaxBytes),
 		MinFreeBytes: int64(cfg.Cache.MinFreeBytes),
 		NoSync:       !cfg.Cache.SyncBlobs(),
+		Logger:       log,
 	})
 	if err != nil {
 		return nil, err
