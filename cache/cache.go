@@ -115,16 +115,16 @@ func Open(root string, opts Options) (*Cache, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	// Leftovers of a crash are removed before the index is read, so that a
+	// Leftovers of a crash are removed before any record is read, so that a
 	// removed record is never indexed. A repair that could not finish is not
-	// fatal: what is left over never counts as present.
+	// fatal: what is left over never counts as present. The records
+	// themselves are read when first needed (an eviction, a listing, the
+	// stats): a start with thousands of models reads none of them, and a
+	// lookup reads only its own.
 	if rep, err := c.Repair(context.Background()); err != nil {
 		log.Warn("cache repair incomplete", "dir", abs, "repair", rep, "error", err)
 	} else if rep.Removed() > 0 || rep.Busy > 0 {
 		log.Info("cache repaired", "dir", abs, "repair", rep)
-	}
-	if err := c.loadIndex(); err != nil {
-		return nil, fmt.Errorf("open cache %s: %w", abs, err)
 	}
 	return c, nil
 }

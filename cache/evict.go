@@ -51,13 +51,14 @@ func (c *Cache) Reserve(ctx context.Context, need int64) (release func(), err er
 		return nil, err
 	}
 	promised := c.index.reserved.Load()
+	var free int64 // the file system's, when min_free_bytes is set
 	over := func() (bool, error) {
 		if c.maxBytes > 0 && used+promised+need > c.maxBytes {
 			return true, nil
 		}
 		if c.minFree > 0 {
-			free, err := freeBytes(c.root)
-			if err != nil {
+			var err error
+			if free, err = freeBytes(c.root); err != nil {
 				return false, err
 			}
 			if free-need < c.minFree {
@@ -66,6 +67,7 @@ func (c *Cache) Reserve(ctx context.Context, need int64) (release func(), err er
 		}
 		return false, nil
 	}
+	orphansRemoved := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("make room in the cache: %w", context.Cause(ctx))
@@ -77,13 +79,28 @@ func (c *Cache) Reserve(ctx context.Context, need int64) (release func(), err er
 		if !isOver {
 			break
 		}
+		// Blobs no model lists (a pull or an eviction cut short by a
+		// crash) go before any model does.
+		if !orphansRemoved {
+			orphansRemoved = true
+			freed, _, err := c.removeOrphans()
+			if err != nil {
+				return nil, err
+			}
+			used -= freed
+			continue
+		}
 		freed, ok, err := c.evictOldest()
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("make room in the cache: the model needs %s, %s is used (%s promised to pulls in flight) of a %s budget, and every model left is in use: %w",
-				human(need), human(used), human(promised), human(c.maxBytes), ErrTooLarge)
+			if c.maxBytes > 0 && used+promised+need > c.maxBytes {
+				return nil, fmt.Errorf("make room in the cache: the model needs %s, %s is used (%s promised to pulls in flight) of a %s budget, and every model left is in use: %w",
+					human(need), human(used), human(promised), human(c.maxBytes), ErrTooLarge)
+			}
+			return nil, fmt.Errorf("make room in the cache: the model needs %s, %s is free and min_free_bytes keeps %s, and every model left is in use: %w",
+				human(need), human(free), human(c.minFree), ErrTooLarge)
 		}
 		used -= freed
 	}
@@ -241,6 +258,13 @@ func (c *Cache) Prune(ctx context.Context, maxBytes int64) (PruneReport, error) 
 	if err != nil {
 		return rep, err
 	}
+	// Blobs no model lists go first: they are no one's.
+	freed, n, err := c.removeOrphans()
+	if err != nil {
+		return rep, err
+	}
+	rep.OrphanBlobs, rep.Freed = n, freed
+	used -= freed
 	for maxBytes >= 0 && used > maxBytes {
 		if err := ctx.Err(); err != nil {
 			return rep, fmt.Errorf("prune cache: %w", context.Cause(ctx))
@@ -267,14 +291,25 @@ func (c *Cache) Prune(ctx context.Context, maxBytes int64) (PruneReport, error) 
 			break // every model left is in use
 		}
 	}
+	rep.Used, err = c.scanUsage()
+	return rep, err
+}
+
+// removeOrphans removes the blobs that no model lists, no directory links
+// and no pull holds (a pull that died before its commit, or an eviction cut
+// short, leaves such blobs), and returns the bytes freed and their count.
+// The gc lock is held and the index loaded.
+func (c *Cache) removeOrphans() (int64, int, error) {
 	refs, err := c.blobRefs()
 	if err != nil {
-		return rep, err
+		return 0, 0, err
 	}
 	ents, err := os.ReadDir(filepath.Join(c.root, "blobs", "sha256"))
 	if err != nil {
-		return rep, fmt.Errorf("prune cache: %w", err)
+		return 0, 0, fmt.Errorf("remove orphan blobs: %w", err)
 	}
+	var freed int64
+	count := 0
 	for _, e := range ents {
 		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
 		if d.Validate() != nil || strings.HasPrefix(e.Name(), ".") || refs[d] > 0 {
@@ -282,16 +317,15 @@ func (c *Cache) Prune(ctx context.Context, maxBytes int64) (PruneReport, error) 
 		}
 		n, err := c.removeBlobIfUnused(d)
 		if err != nil {
-			return rep, err
+			return freed, count, err
 		}
 		if n > 0 {
-			rep.OrphanBlobs++
-			rep.Freed += n
-			used -= n
+			freed += n
+			count++
 		}
 	}
-	rep.Used, err = c.scanUsage()
-	return rep, err
+	c.index.used.Add(-freed)
+	return freed, count, nil
 }
 
 // human formats a byte count for messages, in binary units.

@@ -24,14 +24,17 @@ const touchInterval = time.Minute
 
 // index is what the cache knows of its models in memory: their records and
 // the order of their last use, for eviction. The directory is the truth:
-// the index is loaded at Open and reloaded under the gc lock before an
-// eviction, since other processes may have added, used or removed models.
+// the index fills as models are looked up and committed, and is reloaded
+// from every record under the gc lock before an eviction and for a listing,
+// since other processes may have added, used or removed models.
 type index struct {
 	mu     sync.Mutex
 	models map[digest.Digest]*indexed
 	// recency orders the models by last use, oldest first (golang-lru's
 	// list; its size is unbounded here: evicting is ours, by bytes).
 	recency *simplelru.LRU[digest.Digest, struct{}]
+
+	loadOnce sync.Once // the first Stats reads every record
 
 	hits, misses, evictions atomic.Int64
 	reserved                atomic.Int64 // bytes promised to pulls in flight
@@ -177,6 +180,8 @@ func (c *Cache) Lookup(d digest.Digest) (*Model, error) {
 	}
 	c.index.hits.Add(1)
 	c.index.added(m)
+	now := time.Now()
+	_ = os.Chtimes(m.Dir, now, now) // the use, for other processes; a hint
 	return m, nil
 }
 
@@ -194,6 +199,7 @@ type Stats struct {
 // and ingest/: milliseconds for thousands of files), or the last measure if
 // that fails.
 func (c *Cache) Stats() Stats {
+	c.index.loadOnce.Do(func() { _ = c.loadIndex() })
 	_, _ = c.scanUsage()
 	c.index.mu.Lock()
 	n := len(c.index.models)

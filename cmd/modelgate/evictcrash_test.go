@@ -224,13 +224,6 @@ func TestEvictionSurvivesSIGKILL(t *testing.T) {
 		args func(ms *evictModels, cfg string) []string
 		// again checks the second run of args.
 		again func(t *testing.T, ms *evictModels, r mgRun)
-		// overEvicts marks a known bug: the blobs of a (no model lists
-		// them once its record is gone) count as used, but Reserve never
-		// removes such orphans and Prune only after evicting, so the run
-		// again evicts the next model too (b) to make room that removing
-		// a's blobs would have made. Fixed when both remove the orphans no
-		// pull holds before they evict a model.
-		overEvicts bool
 	}
 	pullC := func(ms *evictModels, cfg string) []string {
 		return []string{"pull", "--config", cfg, "--progress", "none", ms.c.ref(ms.reg.Host())}
@@ -252,12 +245,12 @@ func TestEvictionSurvivesSIGKILL(t *testing.T) {
 		crashes = append(crashes,
 			// A pull over cache.max_bytes evicts in Reserve, before it
 			// downloads a byte.
-			crash{name: "pull " + point, point: point, budget: evictBudget, args: pullC, overEvicts: true, again: func(t *testing.T, ms *evictModels, r mgRun) {
+			crash{name: "pull " + point, point: point, budget: evictBudget, args: pullC, again: func(t *testing.T, ms *evictModels, r mgRun) {
 				t.Helper()
 				succeeds(t, ms, r)
 				checkModelDir(t, parsePull(t, r.stdout).path, ms.c)
 			}},
-			crash{name: "prune " + point, point: point, budget: 1 << 30, fill: true, args: pruneA, again: succeeds, overEvicts: true},
+			crash{name: "prune " + point, point: point, budget: 1 << 30, fill: true, args: pruneA, again: succeeds},
 			// rm run again finds no model: the crash removed its record,
 			// so it was already gone.
 			crash{name: "rm " + point, point: point, budget: 1 << 30, fill: true, args: rmA, again: func(t *testing.T, _ *evictModels, r mgRun) {
@@ -336,19 +329,15 @@ func TestEvictionSurvivesSIGKILL(t *testing.T) {
 					t.Errorf("%s: %d blob GETs after the crash, want 0", m.repo, n)
 				}
 			}
-			switch {
-			case len(lost) > 0 && !tc.overEvicts:
+			// The blobs a killed eviction left (listed by no model) go
+			// before any other model does.
+			if len(lost) > 0 {
 				t.Errorf("evicted besides a: %v", lost)
-			case len(lost) == 0 && tc.overEvicts:
-				t.Errorf("nothing evicted besides a: the orphan blobs were reclaimed first; drop overEvicts")
 			}
 
 			// The evicted model comes back intact.
 			pullOK(t, bin, cfg, host, ms.a)
 			checkCacheConsistent(t, bin, cfg, dir, ms.all())
-			if len(lost) > 0 && tc.overEvicts {
-				t.Skipf("known bug: the blobs a killed eviction left (listed by no model) count as used, and %v went to make room before they did", lost)
-			}
 		})
 	}
 }
