@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -180,5 +182,84 @@ func TestBudgetKeepsBlobsOtherModelsList(t *testing.T) {
 	}
 	if n := reg.Count("GET", "/blobs/"+digest.FromBytes(shared).String()); n != 1 {
 		t.Errorf("shared blob downloaded %d times, want once", n)
+	}
+}
+
+// diskBytes is the space the regular files under the cache's blobs/ and
+// models/ take, each inode counted once (as du counts hard links), model
+// records excepted.
+func diskBytes(t *testing.T, root string) int64 {
+	t.Helper()
+	seen := map[uint64]bool{}
+	var n int64
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		top, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
+		if d.IsDir() && top != "." && top != "blobs" && top != "models" {
+			return filepath.SkipDir
+		}
+		if !d.Type().IsRegular() || top == "models" && filepath.Dir(rel) == filepath.Join("models", "sha256") {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			t.Skip("no inode numbers on this system")
+		}
+		if !seen[st.Ino] {
+			seen[st.Ino] = true
+			n += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The cache's disk use is the distinct blobs plus the files unpacked from
+// archives: raw layers are hard links, so two models sharing a tokenizer
+// and a third sharing the first one's weights take their bytes once.
+func TestCacheDiskUseIsDistinctBlobsPlusUnpacked(t *testing.T) {
+	reg := testregistry.Start(t)
+	tokenizer := bytes.Repeat([]byte("t"), 64<<10)
+	weights := bytes.Repeat([]byte("w"), 256<<10)
+	other := bytes.Repeat([]byte("o"), 128<<10)
+	unpacked := map[string]string{"cfg/a.json": `{"a":1}`, "cfg/b.json": `{"b":2}`}
+	archive := tarGzip(t, unpacked)
+	reg.Push(t, "family/a", "v1", []testregistry.Layer{{Title: "tokenizer.json", Data: tokenizer}, {Title: "model.gguf", Data: weights}})
+	reg.Push(t, "family/b", "v1", []testregistry.Layer{{Title: "tokenizer.json", Data: tokenizer}, {Title: "model.gguf", Data: other}})
+	reg.Push(t, "family/c", "v1", []testregistry.Layer{{Title: "model.gguf", Data: weights},
+		{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Title: "cfg", Data: archive,
+			Annotations: map[string]string{"io.deis.oras.content.unpack": "true"}}})
+	f, c := newFetcher(t, reg, fetcher.Options{})
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := f.Pull(t.Context(), reg.Host()+"/family/"+name+":v1"); err != nil {
+			t.Fatalf("pull %s: %v", name, err)
+		}
+	}
+	var unpackedBytes int64
+	for _, data := range unpacked {
+		unpackedBytes += int64(len(data))
+	}
+	want := int64(len(tokenizer)+len(weights)+len(other)+len(archive)) + unpackedBytes
+	if got := diskBytes(t, c.Root()); got != want {
+		t.Errorf("cache holds %d bytes of blobs and model files, want the distinct blobs plus the unpacked files, %d", got, want)
+	}
+	if st := c.Stats(); st.Hits != 0 || st.Misses != 3 || st.Models != 3 {
+		t.Errorf("stats %+v, want 3 misses, no hit, 3 models", st)
+	}
+	if _, err := f.Pull(t.Context(), reg.Host()+"/family/a:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Hits != 1 {
+		t.Errorf("stats %+v after pulling a cached model, want 1 hit", st)
 	}
 }
