@@ -26,11 +26,16 @@
 //     connection to -rate (default 50 MiB/s) server to client and delays
 //     every byte by -latency (default 20 ms) in each direction (see proxy).
 //
-// Before the throttled pulls it measures the path's capacity: the aggregate
-// throughput of 16 concurrent ranged GETs of the single blob through the
-// proxy, read and discarded (see measureCapacity). The proxy, the registry
-// and the client share the machine's cores, so this, not 16 x -rate, is the
-// most any client can pull through the throttled path.
+// Before the throttled pulls it measures the path's capacity two ways (see
+// capacity): the aggregate throughput of 16 concurrent ranged GETs of the
+// single blob through the proxy, with the bodies read and discarded, and the
+// same GETs as an ideal verifying client, each writing its range at its
+// offset into one pre-sized file in the work directory and hashing it as it
+// streams, then one fsync. The proxy, the registry and the client share the
+// machine's cores, so the second, not 16 x -rate and not the first, bounds
+// what a client that writes and hashes can pull through the throttled path:
+// the report judges throttled pulls against it and shows the first as
+// information.
 //
 // Three clients pull: oras, modelgate with its defaults, and modelgate with
 // cache.sync: false (it commits blobs without fsyncing them; informative).
@@ -46,8 +51,8 @@
 // modelgate is faster. The targets, judged on modelgate's defaults: on
 // loopback, a ratio of at least 1 and modelgate at 80% or more of the
 // machine's limit; throttled, a ratio of at least 4 (the report says when
-// that would take more than the path's capacity); and modelgate's peak RSS
-// under 32 MiB everywhere.
+// that would take more than the path's capacity writing and hashing); and
+// modelgate's peak RSS under 32 MiB everywhere.
 package main
 
 import (

@@ -34,14 +34,10 @@ var clients = []string{clientOras, clientModelgate, clientModelgateNoSync}
 // results is everything one benchmark measured.
 type results struct {
 	limit    limit
-	capacity []float64 // MiB/s through the throttling proxy, per sample; nil without the throttled scenario
-	rssFloor int64     // peak RSS the wrapper reports for `true`: the least any row can show
+	capacity capacity // the throttled path's, both ways; unmeasured without the throttled scenario
+	rssFloor int64    // peak RSS the wrapper reports for `true`: the least any row can show
 	rows     []row
 }
-
-// pathCapacity is the median of capacity: the most any client can pull
-// through the throttled path on this machine.
-func (r results) pathCapacity() float64 { return median(r.capacity) }
 
 // row is one scenario and model: every pull of each client.
 type row struct {
@@ -103,9 +99,9 @@ func benchmark(ctx context.Context, cfg benchConfig, work string) (results, erro
 	defer px.close()
 	hosts := map[string]string{scenarioLoopback: reg.addr, scenarioThrottled: px.addr()}
 	if slices.Contains(cfg.scenarios, scenarioThrottled) {
-		fmt.Fprintf(os.Stderr, "measuring the throttled path's capacity (%d concurrent ranged GETs, %s in all, through the proxy), %d times\n",
-			capacityConns, formatBytes(models[0].bytes), cfg.runs)
-		if res.capacity, err = measureCapacity(ctx, reg.addr, px.addr(), models[0], cfg.runs); err != nil {
+		fmt.Fprintf(os.Stderr, "measuring the throttled path's capacity (%d concurrent ranged GETs, %s in all, through the proxy; "+
+			"bodies discarded, then written and hashed), %d times each\n", capacityConns, formatBytes(models[0].bytes), cfg.runs)
+		if res.capacity, err = measureCapacity(ctx, work, reg.addr, px.addr(), models[0], cfg.runs); err != nil {
 			return results{}, err
 		}
 	}

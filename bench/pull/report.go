@@ -34,7 +34,7 @@ type line struct {
 	mgS, mgMiBs                            float64
 	ratio                                  float64 // oras median time / modelgate median time
 	ofLimit                                float64 // modelgate MiB/s over the machine limit; set for loopback only
-	ofPath                                 float64 // modelgate MiB/s over the throttled path's capacity; set for throttled only
+	ofPath                                 float64 // modelgate MiB/s over the path's capacity writing and hashing; set for throttled only
 	noSyncS, noSyncMiBs, noSyncRatio       float64 // modelgate with cache.sync: false
 	orasRSS, mgRSS, noSyncRSS              int64
 	targets                                string // "yes", or "no: ..." naming the missed ones
@@ -43,7 +43,7 @@ type line struct {
 }
 
 func (r report) lines() []line {
-	lim, capacity := r.res.limit.mibPerSec(), r.res.pathCapacity()
+	lim, capacity := r.res.limit.mibPerSec(), r.res.capacity.workingMiBs()
 	var out []line
 	for _, row := range r.res.rows {
 		o, m, ns := medianWall(row.oras), medianWall(row.modelgate), medianWall(row.modelgateNoSync)
@@ -87,13 +87,16 @@ func (r report) lines() []line {
 }
 
 // throttledMiss names a throttled ratio below the target and, when reaching
-// it would take more than the path carries here (4 x oras's MiB/s above the
-// path's capacity), says that no client could have met it on this machine.
+// it would take more than an ideal verifying client gets through the path
+// here (4 x oras's MiB/s above capacity, the path's capacity writing and
+// hashing), says that no client that writes, hashes and syncs could have met
+// it on this machine.
 // A capacity of NaN (not measured) adds nothing.
 func throttledMiss(ratio, orasMiBs, capacity float64) string {
 	s := fmt.Sprintf("ratio %.2f < %.0f", ratio, throttledRatioTarget)
 	if need := throttledRatioTarget * orasMiBs; need > capacity {
-		s += fmt.Sprintf(" (unreachable here: %.0f x oras = %.0f MiB/s > path capacity %.0f MiB/s)", throttledRatioTarget, need, capacity)
+		s += fmt.Sprintf(" (unreachable here: %.0f x oras = %.0f MiB/s > path capacity writing and hashing %.0f MiB/s)",
+			throttledRatioTarget, need, capacity)
 	}
 	return s
 }
@@ -119,8 +122,9 @@ func (l line) ofLimitCell() string {
 	return fmt.Sprintf("%.0f%%", 100*l.ofLimit)
 }
 
-// ofPathCell is the "% of path" cell: only throttled rows go through the
-// path, and only a measured capacity gives a share.
+// ofPathCell is the "% of path" cell, the share of the path's capacity
+// writing and hashing: only throttled rows go through the path, and only a
+// measured capacity gives a share.
 func (l line) ofPathCell() string {
 	if l.scenario != scenarioThrottled || math.IsNaN(l.ofPath) || math.IsInf(l.ofPath, 0) {
 		return "–"
@@ -128,11 +132,18 @@ func (l line) ofPathCell() string {
 	return fmt.Sprintf("%.0f%%", 100*l.ofPath)
 }
 
-// capacityNote says how the path capacity was measured, for the terminal
-// and the markdown.
-func (r report) capacityNote() string {
-	return fmt.Sprintf("%d concurrent ranged GETs of the single blob through the proxy, bodies read and discarded; median of %d",
-		capacityConns, len(r.res.capacity))
+// workingNote says how the path's capacity writing and hashing was
+// measured, for the terminal and the markdown.
+func (r report) workingNote() string {
+	return fmt.Sprintf("%d concurrent ranged GETs of the single blob through the proxy, each writing its range at its offset "+
+		"into one pre-sized file in the work directory and hashing it with its own SHA-256 as it streams, then one fsync; median of %d",
+		capacityConns, len(r.res.capacity.working))
+}
+
+// discardNote says how the path's capacity with the bodies discarded was
+// measured, for the terminal and the markdown.
+func (r report) discardNote() string {
+	return fmt.Sprintf("the same %d GETs, bodies read and discarded; median of %d", capacityConns, len(r.res.capacity.discard))
 }
 
 // text is the terminal report.
@@ -141,8 +152,11 @@ func (r report) text() string {
 	lim := r.res.limit
 	fmt.Fprintf(&b, "\nmachine limit: %.0f MiB/s (disk write with fsync %.0f MiB/s, sha256 one core %.0f MiB/s; medians of %d)\n",
 		lim.mibPerSec(), median(lim.disk), median(lim.sha), len(lim.disk))
-	if len(r.res.capacity) > 0 {
-		fmt.Fprintf(&b, "throttled path capacity: %.0f MiB/s (%s)\n", r.res.pathCapacity(), r.capacityNote())
+	if r.res.capacity.measured() {
+		fmt.Fprintf(&b, "throttled path capacity, writing and hashing: %.0f MiB/s (%s; the basis of %% of path)\n",
+			r.res.capacity.workingMiBs(), r.workingNote())
+		fmt.Fprintf(&b, "throttled path capacity, bodies discarded: %.0f MiB/s (%s; information)\n",
+			r.res.capacity.discardMiBs(), r.discardNote())
 	}
 	b.WriteString("\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -179,10 +193,15 @@ func (r report) markdown() string {
 	fmt.Fprintf(&b, "- Machine limit, measured in this run: **%.0f MiB/s**, the lower of writing %s to a new file with fsync (%.0f MiB/s) "+
 		"and SHA-256 on one core (%.0f MiB/s), medians of %d samples each\n",
 		lim.mibPerSec(), formatBytes(cfg.limitSize), median(lim.disk), median(lim.sha), len(lim.disk))
-	if len(r.res.capacity) > 0 {
-		fmt.Fprintf(&b, "- Throttled path capacity, measured in this run: **%.0f MiB/s**, %s: the most any client can pull through "+
-			"the throttled path on this machine, where the proxy, the registry and the client share the cores\n",
-			r.res.pathCapacity(), r.capacityNote())
+	if r.res.capacity.measured() {
+		fmt.Fprintf(&b, "- Throttled path capacity, writing and hashing, measured in this run: **%.0f MiB/s**, %s: an upper bound for "+
+			"a client that writes, hashes and syncs what it pulls through the throttled path on this machine, where the proxy, the registry "+
+			"and the client share the cores (a real client hashes each blob in one sequential pass, not %d parallel ones); "+
+			"%% of path and the throttled targets' reachability are judged against it\n",
+			r.res.capacity.workingMiBs(), r.workingNote(), capacityConns)
+		fmt.Fprintf(&b, "- Throttled path capacity, bodies discarded, measured in this run: %.0f MiB/s, %s: what the path carries "+
+			"when the client does no work (information)\n",
+			r.res.capacity.discardMiBs(), r.discardNote())
 	}
 	b.WriteString("\n")
 
@@ -220,10 +239,10 @@ func (r report) markdown() string {
 			l.scenario, strings.Fields(l.model)[0], l.orasRange, l.modelgateRange, l.noSyncRange))
 	}
 	b.WriteString(strings.Join(ranges, "; ") + "). ")
-	b.WriteString("Ratio: oras's median time ÷ modelgate's; above 1 means modelgate is faster. % of path: modelgate's MiB/s over the throttled path's capacity. " +
+	b.WriteString("Ratio: oras's median time ÷ modelgate's; above 1 means modelgate is faster. % of path: modelgate's MiB/s over the throttled path's capacity writing and hashing. " +
 		"Targets, judged on modelgate's defaults (sync on): loopback, ratio ≥ 1.0 and modelgate at ≥ 80% of the machine limit; throttled, ratio ≥ 4; " +
 		"everywhere, modelgate's peak RSS under 32 MiB (the issue sets it for a 2 GiB pull). A throttled row whose ratio of 4 would take more than " +
-		"the path's capacity (4 × oras's MiB/s above it) says so: no client could meet it on this machine.\n\n")
+		"the path's capacity writing and hashing (4 × oras's MiB/s above it) says so: no client that writes, hashes and syncs what it pulls could meet it on this machine.\n\n")
 	b.WriteString("Reading the numbers:\n\n")
 	for _, s := range r.interpretation(lines) {
 		b.WriteString("- " + s + "\n")
@@ -241,7 +260,7 @@ func (r report) interpretation(lines []line) []string {
 		}
 	}
 	out = append(out, fmt.Sprintf("Targets met on %d of %d rows.", met, len(lines)))
-	capacity := r.res.pathCapacity()
+	capacity := r.res.capacity.workingMiBs()
 	for _, l := range lines {
 		noSync := fmt.Sprintf("with sync off, modelgate %.0f MiB/s (%.2fx)", l.noSyncMiBs, l.noSyncRatio)
 		switch {
@@ -251,11 +270,11 @@ func (r report) interpretation(lines []line) []string {
 		default:
 			perConn := r.cfg.rate / (1 << 20)
 			s := fmt.Sprintf("Throttled, %s: modelgate %.0f MiB/s (%.1f connections' worth at %.0f MiB/s each) against oras %.0f MiB/s (%.1f), %.2fx, "+
-				"%s of the path capacity of %.0f MiB/s; %s.",
+				"%s of the path capacity writing and hashing of %.0f MiB/s; %s.",
 				l.model, l.mgMiBs, l.mgMiBs/perConn, perConn, l.orasMiBs, l.orasMiBs/perConn, l.ratio, l.ofPathCell(), capacity, noSync)
 			if need := throttledRatioTarget * l.orasMiBs; need > capacity {
-				s += fmt.Sprintf(" A ratio of %.0f would take %.0f MiB/s, more than the path carries here: no client could reach it on this machine.",
-					throttledRatioTarget, need)
+				s += fmt.Sprintf(" A ratio of %.0f would take %.0f MiB/s, more than an ideal verifying client gets through the path here: "+
+					"no client that writes, hashes and syncs what it pulls could reach it on this machine.", throttledRatioTarget, need)
 			}
 			out = append(out, s)
 		}
@@ -264,16 +283,8 @@ func (r report) interpretation(lines []line) []string {
 		"On a link capped per connection, a client goes faster only by holding more connections at once: across blobs (oras pulls 3 blobs at once, "+
 			"modelgate fetch.concurrency, default 4) and, within one blob, only with parallel ranged requests (oras sends one GET per blob). "+
 			"\"Connections' worth\" above is the throughput over the per-connection cap: about 1 for oras on the single blob is that one GET.")
-	if len(r.res.capacity) > 0 {
-		caps := capacityConns * r.cfg.rate / (1 << 20)
-		s := fmt.Sprintf("The throttled path's capacity, %.0f MiB/s, is what %d connections carry through the proxy at once when the client "+
-			"only reads (no disk, no hashing), against %.0f MiB/s of per-connection caps.", capacity, capacityConns, caps)
-		if capacity < 0.9*caps {
-			s += fmt.Sprintf(" The proxy, the registry and the client share this machine's %d cores, and the path carries what they leave.", r.mach.cores)
-		}
-		s += fmt.Sprintf(" No client pulls faster through the throttled path here: where %.0f x oras's MiB/s exceeds it, the throttled target "+
-			"cannot be met on this machine, and %% of path shows how close modelgate comes.", throttledRatioTarget)
-		out = append(out, s)
+	if r.res.capacity.measured() {
+		out = append(out, r.capacityReading())
 	}
 	out = append(out,
 		"The limit is measured alone (one writer, one hashing goroutine); during a loopback pull the registry's reads and sends, the client "+
@@ -290,6 +301,25 @@ func (r report) interpretation(lines []line) []string {
 			formatBytes(maxRSS(lines, func(l line) int64 { return l.orasRSS }))),
 	)
 	return out
+}
+
+// capacityReading explains the two capacities of the throttled path and
+// which one the throttled rows are judged against.
+func (r report) capacityReading() string {
+	caps := capacityConns * r.cfg.rate / (1 << 20)
+	discard, working := r.res.capacity.discardMiBs(), r.res.capacity.workingMiBs()
+	s := fmt.Sprintf("With the bodies discarded, %d connections carry %.0f MiB/s through the proxy at once, against %.0f MiB/s of "+
+		"per-connection caps.", capacityConns, discard, caps)
+	if discard < 0.9*caps {
+		s += fmt.Sprintf(" The proxy, the registry and the client share this machine's %d cores, and the path carries what they leave.", r.mach.cores)
+	}
+	s += fmt.Sprintf(" When each connection also writes its range to disk and hashes it, as a pulling client must, the same cores carry "+
+		"%.0f MiB/s (%.0f%% of that), fsync included. That working figure is the path's capacity for %% of path and the targets: "+
+		"it is an upper bound, since its %d hashes run in parallel where a blob's digest is one sequential hash. Where %.0f x oras's MiB/s "+
+		"exceeds it, the throttled target cannot be met on this machine by modelgate's defaults or any client that syncs, and %% of path "+
+		"shows how close modelgate comes.",
+		working, 100*working/discard, capacityConns, throttledRatioTarget)
+	return s
 }
 
 // maxRSS is the highest of one client's peak RSS, picked by rss, over lines.

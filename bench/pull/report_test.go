@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,8 @@ func TestThrottledMiss(t *testing.T) {
 	}{
 		{"reachable", 2, 50, 230, "ratio 2.00 < 4"},
 		{"exactly at capacity", 2, 57.5, 230, "ratio 2.00 < 4"},
-		{"unreachable", 1.59, 126, 230, "ratio 1.59 < 4 (unreachable here: 4 x oras = 504 MiB/s > path capacity 230 MiB/s)"},
+		{"unreachable", 1.59, 126, 230, "ratio 1.59 < 4 (unreachable here: 4 x oras = 504 MiB/s > path capacity writing and hashing 230 MiB/s)"},
+		{"not measured", 1.59, 126, math.NaN(), "ratio 1.59 < 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,8 +39,10 @@ func pulls(rss int64, seconds ...float64) []exit {
 func TestReportLines(t *testing.T) {
 	single := model{name: "single", repo: "bench/single", files: 1, bytes: 100 << 20}
 	res := results{
-		limit:    limit{disk: []float64{500}, sha: []float64{400}},
-		capacity: []float64{220, 230, 240},
+		limit: limit{disk: []float64{500}, sha: []float64{400}},
+		// Judged against the working capacity, 230; the discard one, 660,
+		// would make every throttled target look reachable.
+		capacity: capacity{discard: []float64{650, 660, 700}, working: []float64{220, 230, 240}},
 		rows: []row{
 			// 200 MiB/s against 100: 2x, 4 x 100 = 400 is past the path's 230.
 			{scenario: scenarioThrottled, model: single, oras: pulls(10<<20, 1), modelgate: pulls(12<<20, 0.5), modelgateNoSync: pulls(12<<20, 0.4)},
@@ -55,7 +59,7 @@ func TestReportLines(t *testing.T) {
 		targets, ofPath, ofLimit string
 		noSyncRatio              float64
 	}{
-		{"no: ratio 2.00 < 4 (unreachable here: 4 x oras = 400 MiB/s > path capacity 230 MiB/s)", "87%", "–", 2.5},
+		{"no: ratio 2.00 < 4 (unreachable here: 4 x oras = 400 MiB/s > path capacity writing and hashing 230 MiB/s)", "87%", "–", 2.5},
 		{"no: ratio 2.00 < 4", "43%", "–", 2},
 		{"yes", "87%", "–", 5},
 		{"no: RSS 40 MiB ≥ 32 MiB", "–", "100%", 2.5},
@@ -73,17 +77,26 @@ func TestReportLines(t *testing.T) {
 	}
 
 	text, md := r.text(), r.markdown()
-	for _, want := range []string{"throttled path capacity: 230 MiB/s", "% of path", "sync off MiB/s", "ratio (sync off)"} {
+	for _, want := range []string{
+		"throttled path capacity, writing and hashing: 230 MiB/s (16 concurrent ranged GETs",
+		"one fsync; median of 3; the basis of % of path)",
+		"throttled path capacity, bodies discarded: 660 MiB/s (the same 16 GETs, bodies read and discarded; median of 3; information)",
+		"% of path", "sync off MiB/s", "ratio (sync off)",
+	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)
 		}
 	}
 	for _, want := range []string{
-		"Throttled path capacity, measured in this run: **230 MiB/s**",
+		"- Throttled path capacity, writing and hashing, measured in this run: **230 MiB/s**, 16 concurrent ranged GETs",
+		"% of path and the throttled targets' reachability are judged against it",
+		"- Throttled path capacity, bodies discarded, measured in this run: 660 MiB/s, the same 16 GETs",
+		"% of path: modelgate's MiB/s over the throttled path's capacity writing and hashing.",
+		"carry 230 MiB/s (35% of that), fsync included",
 		"| % of path | modelgate sync off | Ratio (sync off) |",
 		"| 87% | 0.40 s, 250 MiB/s | 2.50 |",
 		"`cache.sync: false` is meant for caches that do not outlive the pod",
-		"no client could reach it on this machine",
+		"no client that writes, hashes and syncs what it pulls could reach it on this machine",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
