@@ -190,7 +190,7 @@ func (w *RangeWriter) CopyAt(ctx context.Context, off, end int64, r io.Reader) (
 		nr, rerr := r.Read(buf[:min(int64(len(buf)), end-off-written)])
 		if nr > 0 {
 			nw, werr := w.f.WriteAt(buf[:nr], off+written)
-			w.noteWritten(off+written, off+written+int64(nw))
+			w.noteWritten(off+written, buf[:nw])
 			written += int64(nw)
 			if werr != nil {
 				return written, fmt.Errorf("write ingest %s: %w", w.d, werr)
@@ -209,12 +209,13 @@ func (w *RangeWriter) CopyAt(ctx context.Context, off, end int64, r io.Reader) (
 	return written, nil
 }
 
-// noteWritten tells the hasher that the bytes [from, to) are in the file.
-func (w *RangeWriter) noteWritten(from, to int64) {
+// noteWritten tells the hasher that data was written at from.
+func (w *RangeWriter) noteWritten(from int64, data []byte) {
+	to := from + int64(len(data))
 	for i := int(from / w.partSize); i < w.Parts() && int64(i)*w.partSize < to; i++ {
 		start, end := w.Part(i)
 		s, e := max(from, start), min(to, end)
-		w.hash.written(i, s-start, e-s)
+		w.hash.written(i, s-start, e-s, data[s-from:e-from])
 	}
 }
 
@@ -269,7 +270,7 @@ func (w *RangeWriter) Commit(ctx context.Context) error {
 	if _, err := w.hash.wait(ctx); err != nil {
 		return fmt.Errorf("commit blob %s: %w", w.d, err)
 	}
-	if got := digest.NewDigest(w.d.Algorithm(), w.hash.h); got != w.d {
+	if got := digest.NewDigest(w.d.Algorithm(), w.hash.sum()); got != w.d {
 		w.remove()
 		return fmt.Errorf("commit blob %s: content hashes to %s: %w", w.d, got, ErrDigestMismatch)
 	}
