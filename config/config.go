@@ -82,17 +82,37 @@ type Model struct {
 	Runtime string `yaml:"runtime"`
 }
 
-// Runtime is a process profile: how to start a runtime for a model and how to
-// tell when it is ready.
+// Runtime is a process profile: how to start a runtime for a model, how to
+// tell when it is ready and what it serves. An entry under runtimes: either
+// stands alone (an arbitrary command) or extends a built-in profile named by
+// Profile (see profiles.go and docs/runtimes.md for the merge rule). After
+// Load every Runtime is resolved: Profile and Args are empty, Command holds
+// the whole argv and every default is filled in.
 type Runtime struct {
+	// Profile names the built-in profile this entry starts from; "" means
+	// none (Command is then required).
+	Profile string `yaml:"profile,omitempty"`
 	// Command is the argv, each element a Go template with the fields
-	// {{.ModelDir}}, {{.ModelFile}}, {{.Port}} and {{.Host}}.
-	Command []string `yaml:"command"`
-	// Env adds environment variables (values are templates too).
-	Env map[string]string `yaml:"env"`
-	// Health is the path polled until it answers ReadyStatus.
+	// {{.ModelDir}}, {{.ModelFile}}, {{.ModelName}}, {{.Port}} and {{.Host}}.
+	// Set in an entry that extends a profile, it replaces the profile's
+	// command as a whole.
+	Command []string `yaml:"command,flow"`
+	// Args are appended to Command (the profile's, or the entry's own):
+	// the way to add engine flags without restating the command.
+	Args []string `yaml:"args,omitempty,flow"`
+	// Env adds environment variables (values are templates too). An entry
+	// that extends a profile adds to the profile's variables, replacing
+	// those of the same name.
+	Env map[string]string `yaml:"env,omitempty"`
+	// WorkingDir is the process's working directory (a template); a
+	// relative path is relative to the configuration file's directory; ""
+	// keeps the gateway's own.
+	WorkingDir string `yaml:"working_dir,omitempty"`
+	// Health is the path polled with GET until it answers ReadyStatus.
 	Health string `yaml:"health"`
-	// ReadyStatus is the HTTP status that means ready.
+	// ReadyStatus is the HTTP status that means ready. Any other status,
+	// and a refused connection, mean "not ready yet": polling goes on until
+	// StartupTimeout or the process's exit.
 	ReadyStatus int `yaml:"ready_status"`
 	// StartupTimeout bounds the time from start to ready.
 	StartupTimeout Duration `yaml:"startup_timeout"`
@@ -100,6 +120,13 @@ type Runtime struct {
 	StopSignal string `yaml:"stop_signal"`
 	// StopTimeout is how long to wait after StopSignal before SIGKILL.
 	StopTimeout Duration `yaml:"stop_timeout"`
+	// MaxConcurrent is how many requests the gateway forwards to one
+	// process at once; 0 means no limit (the engine queues).
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// Protocols are the request protocols the runtime speaks (Protocol*
+	// names). Unset in an entry without a profile, it is
+	// DefaultProtocols.
+	Protocols []string `yaml:"protocols,flow"`
 }
 
 // Cache configures the disk cache.
@@ -167,6 +194,7 @@ type Fetch struct {
 type TemplateData struct {
 	ModelDir  string // the model directory in the cache
 	ModelFile string // the main weights file (the largest, or the one the format marks)
+	ModelName string // the model's name in the configuration (what clients send as "model")
 	Port      int    // the port the runtime must listen on
 	Host      string // the host the runtime must bind (always 127.0.0.1)
 }
@@ -192,8 +220,11 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	p := &problems{file: name, root: &root}
+	cfg.resolveRuntimes(p)
 	cfg.applyDefaults()
-	if err := cfg.validate(&root); err != nil {
+	cfg.validate(p)
+	if err := p.err(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -225,6 +256,9 @@ func (c *Config) applyDefaults() {
 		if rt.StopTimeout == 0 {
 			rt.StopTimeout = Duration(DefaultStopTimeout)
 		}
+		if rt.Protocols == nil {
+			rt.Protocols = DefaultProtocols()
+		}
 		c.Runtimes[name] = rt
 	}
 	if c.Cache.Dir == "" {
@@ -253,11 +287,10 @@ var modelNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]*$`)
 // Signals maps the stop_signal names accepted in the file to signals.
 var Signals = map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT, "SIGQUIT": syscall.SIGQUIT, "SIGKILL": syscall.SIGKILL}
 
-func (c *Config) validate(root *yaml.Node) error {
-	var errs []error
-	fail := func(path []any, format string, args ...any) {
-		errs = append(errs, &Error{File: c.File, Line: lineOf(root, path...), Key: keyString(path), Msg: fmt.Sprintf(format, args...)})
-	}
+// validate checks what resolveRuntimes has not: the models, registries and
+// download settings.
+func (c *Config) validate(p *problems) {
+	fail := p.add
 	if len(c.Models) == 0 {
 		fail([]any{"models"}, "at least one model is required")
 	}
@@ -280,32 +313,11 @@ func (c *Config) validate(root *yaml.Node) error {
 		if m.Runtime == "" {
 			fail([]any{"models", i, "runtime"}, "is required")
 		} else if _, ok := c.Runtimes[m.Runtime]; !ok {
-			fail([]any{"models", i, "runtime"}, "runtime %q is not defined under runtimes (defined: %s)", m.Runtime, strings.Join(c.runtimeNames(), ", "))
-		}
-	}
-	for _, name := range c.runtimeNames() {
-		rt := c.Runtimes[name]
-		if len(rt.Command) == 0 {
-			fail([]any{"runtimes", name, "command"}, "is required")
-		}
-		for i, arg := range rt.Command {
-			if _, err := RenderTemplate(arg, sampleTemplateData); err != nil {
-				fail([]any{"runtimes", name, "command", i}, "%v", err)
+			defined := "none"
+			if len(c.Runtimes) > 0 {
+				defined = strings.Join(c.runtimeNames(), ", ")
 			}
-		}
-		for k, v := range rt.Env {
-			if _, err := RenderTemplate(v, sampleTemplateData); err != nil {
-				fail([]any{"runtimes", name, "env", k}, "%v", err)
-			}
-		}
-		if !strings.HasPrefix(rt.Health, "/") {
-			fail([]any{"runtimes", name, "health"}, "%q must be a path starting with /", rt.Health)
-		}
-		if rt.ReadyStatus < 100 || rt.ReadyStatus > 599 {
-			fail([]any{"runtimes", name, "ready_status"}, "%d is not an HTTP status", rt.ReadyStatus)
-		}
-		if _, ok := Signals[rt.StopSignal]; !ok {
-			fail([]any{"runtimes", name, "stop_signal"}, "%q is not one of SIGTERM, SIGINT, SIGQUIT, SIGKILL", rt.StopSignal)
+			fail([]any{"models", i, "runtime"}, "runtime %q is not defined under runtimes (defined: %s) and is not a built-in profile (%s)", m.Runtime, defined, strings.Join(BuiltinProfileNames(), ", "))
 		}
 	}
 	for _, host := range sortedKeys(c.Registries) {
@@ -346,7 +358,6 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Fetch.Concurrency < 0 {
 		fail([]any{"fetch", "concurrency"}, "must be positive")
 	}
-	return errors.Join(errs...)
 }
 
 // isHost reports whether s looks like a registry host[:port]: not empty,
@@ -422,7 +433,7 @@ func checkReference(ref string) error {
 	return nil
 }
 
-var sampleTemplateData = TemplateData{ModelDir: "/cache/models/sha256/0", ModelFile: "/cache/models/sha256/0/model.gguf", Port: 1, Host: "127.0.0.1"}
+var sampleTemplateData = TemplateData{ModelDir: "/cache/models/sha256/0", ModelFile: "/cache/models/sha256/0/model.gguf", ModelName: "model", Port: 1, Host: "127.0.0.1"}
 
 // RenderTemplate executes one command or env template with data.
 func RenderTemplate(text string, data TemplateData) (string, error) {
@@ -432,7 +443,7 @@ func RenderTemplate(text string, data TemplateData) (string, error) {
 	}
 	var b strings.Builder
 	if err := t.Execute(&b, data); err != nil {
-		return "", fmt.Errorf("template %q (fields: .ModelDir .ModelFile .Port .Host): %w", text, err)
+		return "", fmt.Errorf("template %q (fields: .ModelDir .ModelFile .ModelName .Port .Host): %w", text, err)
 	}
 	return b.String(), nil
 }

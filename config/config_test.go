@@ -83,8 +83,8 @@ func TestParseRefusesWithFileLineKeyAndReason(t *testing.T) {
 			return strings.Replace(s, "    runtime: py\n", "    runtime: py\n    gpu: 1\n", 1)
 		},
 			`line 6: field gpu not found in type config.Model`},
-		{"missing runtime", func(s string) string { return strings.Replace(s, "runtime: py", "runtime: vllm", 1) },
-			`modelgate.yaml:5: models[0].runtime: runtime "vllm" is not defined under runtimes (defined: py)`},
+		{"missing runtime", func(s string) string { return strings.Replace(s, "runtime: py", "runtime: vlm", 1) },
+			`modelgate.yaml:5: models[0].runtime: runtime "vlm" is not defined under runtimes (defined: py) and is not a built-in profile (llama-server, tgi, tinyllm, triton, vllm)`},
 		{"bad reference", func(s string) string {
 			return strings.Replace(s, "127.0.0.1:5000/models/tiny:v1", "r.example.com/UPPER/Case:v1", 1)
 		},

@@ -86,5 +86,22 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// String prints the duration in Go syntax without zero tails: "10m", "1h",
+// "1m30s", "500ms".
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// MarshalYAML writes the duration as String does, which UnmarshalYAML reads
+// back.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
 // Std returns the value as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
