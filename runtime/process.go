@@ -15,12 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,22 +33,34 @@ import (
 )
 
 // Profile says how to run one kind of runtime. It is data, not code: the
-// built-in engines differ only in these values.
+// built-in engines (config.BuiltinProfile) differ only in these values.
 type Profile struct {
-	Name           string            // the runtime's name in the configuration
-	Command        []string          // argv templates (config.TemplateData fields)
-	Env            map[string]string // extra environment, values are templates
-	HealthPath     string            // polled until it answers ReadyStatus
-	ReadyStatus    int               // the status that means ready
-	StartupTimeout time.Duration     // from start to ready
-	StopSignal     syscall.Signal    // sent to the process group to stop it
-	StopTimeout    time.Duration     // after StopSignal, before SIGKILL
+	Name       string            // the runtime's name in the configuration
+	Command    []string          // argv templates (config.TemplateData fields)
+	Env        map[string]string // extra environment, values are templates
+	WorkingDir string            // template; "" keeps the gateway's working directory
+	// HealthPath is polled with GET until it answers ReadyStatus. Every
+	// other answer (llama-server's 503 while loading, Triton's 400) and a
+	// refused connection (vLLM, TGI and Triton listen only once loaded)
+	// mean "not ready yet"; only the process's exit, StartupTimeout or the
+	// caller's context end the wait sooner.
+	HealthPath     string
+	ReadyStatus    int            // the status that means ready
+	StartupTimeout time.Duration  // from start to ready
+	StopSignal     syscall.Signal // sent to the process group to stop it
+	StopTimeout    time.Duration  // after StopSignal, before SIGKILL
+	// MaxConcurrent is how many requests the gateway should forward at
+	// once; 0 means no limit. Start and Forward do not enforce it.
+	MaxConcurrent int
+	// Protocols are the request protocols the runtime speaks
+	// (config.Protocol* names); Forward does not check them.
+	Protocols []string
 }
 
 // Spec is what Start needs to run a profile for one model.
 type Spec struct {
 	Profile   Profile
-	Model     string // the model's name, for logs and errors
+	Model     string // the model's name: {{.ModelName}}, and in logs and errors
 	ModelDir  string // {{.ModelDir}}
 	ModelFile string // {{.ModelFile}}
 	Logger    *slog.Logger
@@ -89,17 +103,28 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start runtime %s for %s: %w", spec.Profile.Name, spec.Model, err)
 	}
-	data := config.TemplateData{ModelDir: spec.ModelDir, ModelFile: spec.ModelFile, Port: port, Host: "127.0.0.1"}
-	argv, env, err := render(spec.Profile, data)
+	data := config.TemplateData{ModelDir: spec.ModelDir, ModelFile: spec.ModelFile, ModelName: spec.Model, Port: port, Host: "127.0.0.1"}
+	argv, env, dir, err := render(spec.Profile, data)
 	if err != nil {
 		return nil, fmt.Errorf("start runtime %s for %s: %w", spec.Profile.Name, spec.Model, err)
+	}
+	if dir != "" {
+		// exec reports a missing directory as the program missing.
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			if err == nil {
+				err = errors.New("not a directory")
+			}
+			return nil, fmt.Errorf("start runtime %s for %s: %w: working directory %s: %w", spec.Profile.Name, spec.Model, ErrExited, dir, err)
+		}
 	}
 	log := spec.Logger.With("model", spec.Model, "runtime", spec.Profile.Name)
 
 	// The process lives until Stop, not until the caller's context ends.
 	procCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	cmd := exec.CommandContext(procCtx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
+	// Environ sets PWD to Dir: the runtime must not see the gateway's.
+	cmd.Env = append(cmd.Environ(), env...)
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Cancel = func() error {
 		// Signal the whole group: runtimes fork workers (vLLM, Triton).
@@ -123,7 +148,7 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 	p.proxy = p.newProxy()
 
-	log.Info("runtime starting", "argv", strings.Join(argv, " "), "port", port)
+	log.Info("runtime starting", "argv", strings.Join(argv, " "), "dir", dir, "port", port)
 	if err := cmd.Start(); err != nil {
 		stop()
 		return nil, fmt.Errorf("start runtime %s for %s: %w: %w", spec.Profile.Name, spec.Model, ErrExited, err)
@@ -291,26 +316,33 @@ func (p *Process) newProxy() *httputil.ReverseProxy {
 	}
 }
 
-// render executes the profile's templates for one start.
-func render(prof Profile, data config.TemplateData) (argv, env []string, err error) {
+// render executes the profile's templates for one start: the argv, the
+// extra environment (sorted, so that logs and tests are stable) and the
+// working directory.
+func render(prof Profile, data config.TemplateData) (argv, env []string, dir string, err error) {
 	if len(prof.Command) == 0 {
-		return nil, nil, errors.New("empty command")
+		return nil, nil, "", errors.New("empty command")
 	}
 	for _, t := range prof.Command {
 		s, err := config.RenderTemplate(t, data)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		argv = append(argv, s)
 	}
-	for k, t := range prof.Env {
-		s, err := config.RenderTemplate(t, data)
+	for _, k := range slices.Sorted(maps.Keys(prof.Env)) {
+		s, err := config.RenderTemplate(prof.Env[k], data)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		env = append(env, k+"="+s)
 	}
-	return argv, env, nil
+	if prof.WorkingDir != "" {
+		if dir, err = config.RenderTemplate(prof.WorkingDir, data); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	return argv, env, dir, nil
 }
 
 // freePort asks the kernel for a free port on 127.0.0.1. Another process

@@ -1,13 +1,19 @@
 // Command testruntime is a small model runtime for tests. It serves a
 // llama-server-like HTTP API, reports readiness on /health and can be told to
 // misbehave: be slow to load, never become ready, fail while loading, crash
-// after ready, hold streamed answers until released, or ignore SIGTERM.
+// after ready, hold streamed answers until released, or ignore SIGTERM. It
+// can also mimic other engines' readiness: another health path
+// (--health-path), another status while loading (--loading-status), or no
+// listening socket at all until loaded (--listen-after-load, as vLLM, TGI and
+// Triton do).
 //
 // Tests build it with testruntime.Build; it is not part of the gateway.
 //
 // Endpoints:
 //
 //	GET  /health   503 {"error":{...,"message":"Loading model"}} until ready, then 200 {"status":"ok"}
+//	               (the path is --health-path and 503 is --loading-status; with another
+//	               path, GET /health answers 404)
 //	GET  /stats    {"requests":N,"cancelled":N,"streams_completed":N,"pid":PID}
 //	POST /release  releases every stream waiting after its first event; {"released":N}
 //	POST /crash    exits with status 2 without answering
@@ -33,6 +39,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,6 +61,9 @@ type config struct {
 	chunks                    int
 	releaseTimeout            time.Duration
 	ignoreSIGTERM             bool
+	healthPath                string
+	loadingStatus             int
+	listenAfterLoad           bool
 }
 
 // exitCodeError asks main to exit with the given status and print nothing.
@@ -74,9 +84,12 @@ func main() {
 	fl.IntVar(&cfg.chunks, "chunks", 3, "number of SSE events in a streamed answer")
 	fl.DurationVar(&cfg.releaseTimeout, "release-timeout", 30*time.Second, "longest a stream waits for POST /release")
 	fl.BoolVar(&cfg.ignoreSIGTERM, "ignore-sigterm", false, "ignore SIGTERM")
+	fl.StringVar(&cfg.healthPath, "health-path", "/health", "path of the readiness endpoint")
+	fl.IntVar(&cfg.loadingStatus, "loading-status", http.StatusServiceUnavailable, "status of the readiness endpoint while loading")
+	fl.BoolVar(&cfg.listenAfterLoad, "listen-after-load", false, "listen only once --start-delay has passed (refuse connections while loading)")
 	_ = fl.Parse(os.Args[1:]) // ExitOnError: Parse exits on error.
-	if cfg.port < 0 || cfg.port > 65535 || cfg.chunks < 1 {
-		fmt.Fprintln(os.Stderr, "testruntime: --port (0-65535) is required and --chunks must be at least 1")
+	if cfg.port < 0 || cfg.port > 65535 || cfg.chunks < 1 || !strings.HasPrefix(cfg.healthPath, "/") {
+		fmt.Fprintln(os.Stderr, "testruntime: --port (0-65535) is required, --chunks must be at least 1 and --health-path a path")
 		os.Exit(2)
 	}
 
@@ -110,6 +123,17 @@ func run(ctx context.Context, cfg config) error {
 	files, err := listFiles(cfg.modelDir)
 	if err != nil {
 		return err
+	}
+	if cfg.listenAfterLoad {
+		// Load before listening: connections are refused meanwhile.
+		if err := sleep(ctx, cfg.startDelay); err != nil {
+			return nil
+		}
+		cfg.startDelay = 0
+		if cfg.exitAtStart >= 0 {
+			fmt.Fprint(os.Stderr, "fatal: model load failed (test)\n")
+			return exitCodeError{cfg.exitAtStart}
+		}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.port)))
@@ -201,6 +225,19 @@ type server struct {
 	gen *generation // guarded by mu; replaced on every release
 }
 
+// sleep waits d or until ctx ends, whichever is first, and returns ctx's
+// error in the second case.
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
 // load waits --start-delay, then either fails (--exit-at-start, reporting the
 // code on fatal) or becomes ready unless --never-ready.
 func (s *server) load(ctx context.Context, fatal chan<- int) {
@@ -222,10 +259,13 @@ func (s *server) load(ctx context.Context, fatal chan<- int) {
 
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+	if s.cfg.healthPath != "/health" {
+		mux.HandleFunc("GET /health", http.NotFound)
+	}
+	mux.HandleFunc("GET "+s.cfg.healthPath, func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]any{
-				"code": 503, "message": "Loading model", "type": "unavailable_error"}})
+			writeJSON(w, s.cfg.loadingStatus, map[string]any{"error": map[string]any{
+				"code": s.cfg.loadingStatus, "message": "Loading model", "type": "unavailable_error"}})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
