@@ -37,6 +37,7 @@ Usage:
   modelgate push    [flags] DIR REF          push a model directory as one artifact (ModelPack or Docker)
   modelgate inspect [flags] REF              show the format and files of an artifact without downloading it
   modelgate cache   ls|rm|prune|verify       list, remove, prune or verify the models in the cache
+  modelgate profiles [NAME...]               print the built-in runtime profiles as YAML to copy
   modelgate version                          print the version
 
 Run "modelgate COMMAND -h" for a command's flags.
@@ -66,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = inspectCommand(ctx, args[1:], stdout, stderr)
 	case "cache":
 		err = cacheCommand(ctx, args[1:], stdout, stderr)
+	case "profiles":
+		err = profilesCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":

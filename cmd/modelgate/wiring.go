@@ -82,11 +82,14 @@ func profileOf(name string, r config.Runtime) runtime.Profile {
 		Name:           name,
 		Command:        r.Command,
 		Env:            r.Env,
+		WorkingDir:     r.WorkingDir,
 		HealthPath:     r.Health,
 		ReadyStatus:    r.ReadyStatus,
 		StartupTimeout: r.StartupTimeout.Std(),
 		StopSignal:     config.Signals[r.StopSignal],
 		StopTimeout:    r.StopTimeout.Std(),
+		MaxConcurrent:  r.MaxConcurrent,
+		Protocols:      r.Protocols,
 	}
 }
 
