@@ -46,6 +46,31 @@ const (
 	maxPasswordBytes = 64 << 10
 	// DefaultMaxManifestBytes matches oras-go's cap on manifests (4 MiB).
 	DefaultMaxManifestBytes = 4 << 20
+	// DefaultPullStallTimeout fails a pull whose connection delivers no
+	// byte for this long (the fetcher's default): a slow link is fine, a
+	// dead one is retried.
+	DefaultPullStallTimeout = 30 * time.Second
+	// DefaultHealthInterval, DefaultHealthTimeout and DefaultHealthFailures
+	// watch a running runtime as a Kubernetes liveness probe does (period
+	// 10s, failure threshold 3), with a longer timeout than its 1s, since an
+	// engine busy generating may answer slowly.
+	DefaultHealthInterval = 10 * time.Second
+	DefaultHealthTimeout  = 5 * time.Second
+	DefaultHealthFailures = 3
+	// DefaultUnloadGrace is how long an unload waits for requests in
+	// flight, as shutdown_grace does for a shutdown.
+	DefaultUnloadGrace = 30 * time.Second
+	// DefaultRestartBackoff, DefaultRestartMaxBackoff, DefaultRestartMaxFailures
+	// and DefaultRestartWindow: a runtime that fails waits 1s, 2s, 4s...
+	// (at most 5m, Kubernetes' CrashLoopBackOff cap) before its next start;
+	// 5 failures within 10m (Kubernetes forgets a crash loop after 10m of
+	// running) mark the model failed until the backoff ends.
+	DefaultRestartBackoff     = time.Second
+	DefaultRestartMaxBackoff  = 5 * time.Minute
+	DefaultRestartMaxFailures = 5
+	DefaultRestartWindow      = 10 * time.Minute
+	// maxTokenBytes caps the admin token file, as maxPasswordBytes does.
+	maxTokenBytes = 64 << 10
 )
 
 // Config is the whole of modelgate.yaml.
@@ -67,6 +92,27 @@ type Config struct {
 	Registries map[string]Registry `yaml:"registries"`
 	// Fetch tunes downloads.
 	Fetch Fetch `yaml:"fetch"`
+	// IdleTTL is the default of Model.IdleTTL: a runtime that has had no
+	// request for this long is stopped; 0 (the default) never stops one.
+	IdleTTL Duration `yaml:"idle_ttl"`
+	// MaxRunning bounds the runtimes running at once, all models together;
+	// 0 (the default) means no limit. Starting one more stops the least
+	// recently used idle one.
+	MaxRunning int `yaml:"max_running"`
+	// Groups bound the runtimes running at once among the models that name
+	// them (Model.Group), by group name.
+	Groups map[string]Group `yaml:"groups"`
+	// Restart is the policy for runtimes that crash, hang or fail to start.
+	Restart Restart `yaml:"restart"`
+	// AdminTokenFile holds the bearer token of the admin API
+	// (/admin/models/{name}/load|unload); without it the admin API is off.
+	// A relative path is relative to the configuration file's directory.
+	AdminTokenFile string `yaml:"admin_token_file"`
+	// AdminToken is AdminTokenFile's content, read by Load.
+	AdminToken Secret `yaml:"-"`
+	// UnloadGrace is how long an unload waits for the requests in flight
+	// before it stops the runtime anyway.
+	UnloadGrace Duration `yaml:"unload_grace"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -80,6 +126,35 @@ type Model struct {
 	Ref string `yaml:"ref"`
 	// Runtime names an entry of Config.Runtimes.
 	Runtime string `yaml:"runtime"`
+	// IdleTTL stops the model's runtime after this long without a request;
+	// 0 never stops it. Unset, it is Config.IdleTTL: after Load it is
+	// never nil.
+	IdleTTL *Duration `yaml:"idle_ttl"`
+	// Group names an entry of Config.Groups whose max_running the model
+	// counts against; "" means none.
+	Group string `yaml:"group"`
+	// Preload starts the model when the gateway starts, in the background.
+	Preload bool `yaml:"preload"`
+}
+
+// Group bounds the runtimes of its member models.
+type Group struct {
+	// MaxRunning is how many of the group's models may run at once; 0
+	// means no limit.
+	MaxRunning int `yaml:"max_running"`
+}
+
+// Restart is the policy for runtimes that fail: exit on their own, stop
+// answering their health path, or fail to become ready.
+type Restart struct {
+	// Backoff is the wait before the start that follows a first failure;
+	// it doubles with each failure within Window, up to MaxBackoff.
+	Backoff    Duration `yaml:"backoff"`
+	MaxBackoff Duration `yaml:"max_backoff"`
+	// MaxFailures failures within Window mark the model failed: requests
+	// are answered 503 with Retry-After until the backoff ends.
+	MaxFailures int      `yaml:"max_failures"`
+	Window      Duration `yaml:"window"`
 }
 
 // Runtime is a process profile: how to start a runtime for a model, how to
@@ -127,6 +202,13 @@ type Runtime struct {
 	// names). Unset in an entry without a profile, it is
 	// DefaultProtocols.
 	Protocols []string `yaml:"protocols,flow"`
+	// HealthInterval is how often the health path is polled while the
+	// runtime runs; HealthFailures polls in a row that get no ready answer
+	// within HealthTimeout (which also bounds each poll during the start)
+	// mean the runtime hangs: it is killed and restarted.
+	HealthInterval Duration `yaml:"health_interval"`
+	HealthTimeout  Duration `yaml:"health_timeout"`
+	HealthFailures int      `yaml:"health_failures"`
 }
 
 // Cache configures the disk cache.
@@ -188,6 +270,10 @@ type Fetch struct {
 	MaxManifestBytes ByteSize `yaml:"max_manifest_bytes"`
 	// MaxBytesPerSecond caps each pull's download rate; 0 means no cap.
 	MaxBytesPerSecond ByteSize `yaml:"max_bytes_per_second"`
+	// PullStallTimeout fails a download connection that delivers no byte
+	// for this long (it is retried, resuming). A pull has no other
+	// deadline: a large model may take as long as it takes.
+	PullStallTimeout Duration `yaml:"pull_stall_timeout"`
 }
 
 // TemplateData holds the values a runtime command template may use.
@@ -259,7 +345,40 @@ func (c *Config) applyDefaults() {
 		if rt.Protocols == nil {
 			rt.Protocols = DefaultProtocols()
 		}
+		if rt.HealthInterval == 0 {
+			rt.HealthInterval = Duration(DefaultHealthInterval)
+		}
+		if rt.HealthTimeout == 0 {
+			rt.HealthTimeout = Duration(DefaultHealthTimeout)
+		}
+		if rt.HealthFailures == 0 {
+			rt.HealthFailures = DefaultHealthFailures
+		}
 		c.Runtimes[name] = rt
+	}
+	for i := range c.Models {
+		if c.Models[i].IdleTTL == nil {
+			ttl := c.IdleTTL
+			c.Models[i].IdleTTL = &ttl
+		}
+	}
+	if c.UnloadGrace == 0 {
+		c.UnloadGrace = Duration(DefaultUnloadGrace)
+	}
+	if c.Restart.Backoff == 0 {
+		c.Restart.Backoff = Duration(DefaultRestartBackoff)
+	}
+	if c.Restart.MaxBackoff == 0 {
+		c.Restart.MaxBackoff = Duration(max(DefaultRestartMaxBackoff, c.Restart.Backoff.Std()))
+	}
+	if c.Restart.MaxFailures == 0 {
+		c.Restart.MaxFailures = DefaultRestartMaxFailures
+	}
+	if c.Restart.Window == 0 {
+		c.Restart.Window = Duration(DefaultRestartWindow)
+	}
+	if c.Fetch.PullStallTimeout == 0 {
+		c.Fetch.PullStallTimeout = Duration(DefaultPullStallTimeout)
 	}
 	if c.Cache.Dir == "" {
 		c.Cache.Dir = defaultCacheDir()
@@ -346,7 +465,7 @@ func (c *Config) validate(p *problems) {
 		case reg.Username == "" && reg.PasswordFile != "":
 			fail([]any{"registries", host, "password_file"}, "needs username")
 		case reg.PasswordFile != "":
-			pw, err := c.readPassword(reg.PasswordFile)
+			pw, err := c.readSecret(reg.PasswordFile, "password", maxPasswordBytes)
 			if err != nil {
 				fail([]any{"registries", host, "password_file"}, "%v", err)
 				break
@@ -358,6 +477,63 @@ func (c *Config) validate(p *problems) {
 	if c.Fetch.Concurrency < 0 {
 		fail([]any{"fetch", "concurrency"}, "must be positive")
 	}
+	c.validateLifecycle(p)
+}
+
+// validateLifecycle checks the keys that say when runtimes run: groups,
+// max_running, preloads, the restart policy and the admin token.
+func (c *Config) validateLifecycle(p *problems) {
+	fail := p.add
+	if c.MaxRunning < 0 {
+		fail([]any{"max_running"}, "%d: must be 0 (no limit) or more", c.MaxRunning)
+	}
+	for _, name := range sortedKeys(c.Groups) {
+		if !modelNamePattern.MatchString(name) {
+			fail([]any{"groups", name}, "%q is not a valid group name (letters, digits and . _ : - only)", name)
+		}
+		if n := c.Groups[name].MaxRunning; n < 0 {
+			fail([]any{"groups", name, "max_running"}, "%d: must be 0 (no limit) or more", n)
+		}
+	}
+	preloads, groupPreloads := 0, map[string]int{}
+	for i, m := range c.Models {
+		if m.Group != "" {
+			if _, ok := c.Groups[m.Group]; !ok {
+				defined := "none"
+				if len(c.Groups) > 0 {
+					defined = strings.Join(sortedKeys(c.Groups), ", ")
+				}
+				fail([]any{"models", i, "group"}, "group %q is not defined under groups (defined: %s)", m.Group, defined)
+			}
+		}
+		if !m.Preload {
+			continue
+		}
+		preloads++
+		if c.MaxRunning > 0 && preloads > c.MaxRunning {
+			fail([]any{"models", i, "preload"}, "%d models preload but max_running is %d: they would stop each other", preloads, c.MaxRunning)
+		}
+		if m.Group != "" {
+			groupPreloads[m.Group]++
+			if g, ok := c.Groups[m.Group]; ok && g.MaxRunning > 0 && groupPreloads[m.Group] > g.MaxRunning {
+				fail([]any{"models", i, "preload"}, "%d models of group %q preload but its max_running is %d: they would stop each other", groupPreloads[m.Group], m.Group, g.MaxRunning)
+			}
+		}
+	}
+	if c.Restart.MaxFailures < 0 {
+		fail([]any{"restart", "max_failures"}, "%d: must be 1 or more", c.Restart.MaxFailures)
+	}
+	if c.Restart.MaxBackoff < c.Restart.Backoff {
+		fail([]any{"restart", "max_backoff"}, "%s is shorter than restart.backoff (%s)", c.Restart.MaxBackoff, c.Restart.Backoff)
+	}
+	if c.AdminTokenFile != "" {
+		tok, err := c.readSecret(c.AdminTokenFile, "admin token", maxTokenBytes)
+		if err != nil {
+			fail([]any{"admin_token_file"}, "%v", err)
+		} else {
+			c.AdminToken = tok
+		}
+	}
 }
 
 // isHost reports whether s looks like a registry host[:port]: not empty,
@@ -366,30 +542,30 @@ func isHost(s string) bool {
 	return s != "" && !strings.ContainsAny(s, "/ ")
 }
 
-// readPassword reads a password file, relative to the configuration file's
-// directory, and trims one trailing newline (\n or \r\n). Its errors name
-// the file, never its content.
-func (c *Config) readPassword(path string) (Secret, error) {
+// readSecret reads a secret file (what is "password" or "admin token"),
+// relative to the configuration file's directory, and trims one trailing
+// newline (\n or \r\n). Its errors name the file, never its content.
+func (c *Config) readSecret(path, what string, maxBytes int64) (Secret, error) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(c.File), path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("read password: %w", err)
+		return "", fmt.Errorf("read %s: %w", what, err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPasswordBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
 	if err != nil {
-		return "", fmt.Errorf("read password: %w", err)
+		return "", fmt.Errorf("read %s: %w", what, err)
 	}
-	if len(data) > maxPasswordBytes {
-		return "", fmt.Errorf("password file %s is larger than %d bytes", path, maxPasswordBytes)
+	if int64(len(data)) > maxBytes {
+		return "", fmt.Errorf("%s file %s is larger than %d bytes", what, path, maxBytes)
 	}
-	pw := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
-	if pw == "" {
-		return "", fmt.Errorf("password file %s is empty", path)
+	secret := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	if secret == "" {
+		return "", fmt.Errorf("%s file %s is empty", what, path)
 	}
-	return Secret(pw), nil
+	return Secret(secret), nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -63,8 +63,11 @@ var builtinProfiles = map[string]Runtime{
 		StopTimeout:    Duration(10 * time.Second),
 		// Requests beyond its slots (--parallel, auto by default) wait
 		// inside llama-server.
-		MaxConcurrent: 0,
-		Protocols:     []string{ProtocolOpenAIChat, ProtocolOpenAICompletions},
+		MaxConcurrent:  0,
+		Protocols:      []string{ProtocolOpenAIChat, ProtocolOpenAICompletions},
+		HealthInterval: Duration(DefaultHealthInterval),
+		HealthTimeout:  Duration(DefaultHealthTimeout),
+		HealthFailures: DefaultHealthFailures,
 	},
 	// vLLM binds its port early but serves HTTP only once the engine is
 	// built (weights loaded, KV cache sized, CUDA graphs captured):
@@ -79,8 +82,11 @@ var builtinProfiles = map[string]Runtime{
 		StopSignal:     "SIGTERM",
 		StopTimeout:    Duration(30 * time.Second),
 		// vLLM batches up to --max-num-seqs and queues the rest itself.
-		MaxConcurrent: 0,
-		Protocols:     []string{ProtocolOpenAIChat, ProtocolOpenAICompletions, ProtocolOpenAIEmbeddings},
+		MaxConcurrent:  0,
+		Protocols:      []string{ProtocolOpenAIChat, ProtocolOpenAICompletions, ProtocolOpenAIEmbeddings},
+		HealthInterval: Duration(DefaultHealthInterval),
+		HealthTimeout:  Duration(DefaultHealthTimeout),
+		HealthFailures: DefaultHealthFailures,
 	},
 	// text-generation-launcher starts the shards, waits until they have
 	// loaded and warmed up, and only then starts the HTTP router:
@@ -97,8 +103,11 @@ var builtinProfiles = map[string]Runtime{
 		StopTimeout:    Duration(30 * time.Second),
 		// TGI's --max-concurrent-requests default: past it TGI answers 429
 		// "Model is overloaded", so the gateway keeps the rest queued.
-		MaxConcurrent: 128,
-		Protocols:     []string{ProtocolOpenAIChat, ProtocolOpenAICompletions, ProtocolTGIGenerate},
+		MaxConcurrent:  128,
+		Protocols:      []string{ProtocolOpenAIChat, ProtocolOpenAICompletions, ProtocolTGIGenerate},
+		HealthInterval: Duration(DefaultHealthInterval),
+		HealthTimeout:  Duration(DefaultHealthTimeout),
+		HealthFailures: DefaultHealthFailures,
 	},
 	// Triton loads every model of the repository before it starts its HTTP
 	// endpoints: connections are refused until then. GET /v2/health/ready
@@ -115,6 +124,9 @@ var builtinProfiles = map[string]Runtime{
 		StopTimeout:    Duration(35 * time.Second),
 		MaxConcurrent:  0,
 		Protocols:      []string{ProtocolKServeV2},
+		HealthInterval: Duration(DefaultHealthInterval),
+		HealthTimeout:  Duration(DefaultHealthTimeout),
+		HealthFailures: DefaultHealthFailures,
 	},
 	// Our reference runtime (cmd/tinyllm, docs/tinyllm.md): llama-server's
 	// API and readiness (503 while loading, then 200) and one generation at
@@ -128,6 +140,9 @@ var builtinProfiles = map[string]Runtime{
 		StopTimeout:    Duration(10 * time.Second),
 		MaxConcurrent:  1,
 		Protocols:      []string{ProtocolOpenAIChat, ProtocolOpenAICompletions},
+		HealthInterval: Duration(DefaultHealthInterval),
+		HealthTimeout:  Duration(DefaultHealthTimeout),
+		HealthFailures: DefaultHealthFailures,
 	},
 }
 
@@ -190,6 +205,15 @@ func extend(base, over Runtime, set func(key string) bool) Runtime {
 	}
 	if set("protocols") {
 		r.Protocols = append([]string{}, over.Protocols...) // [] stays empty, not unset
+	}
+	if set("health_interval") {
+		r.HealthInterval = over.HealthInterval
+	}
+	if set("health_timeout") {
+		r.HealthTimeout = over.HealthTimeout
+	}
+	if set("health_failures") {
+		r.HealthFailures = over.HealthFailures
 	}
 	return r
 }
@@ -273,6 +297,9 @@ func checkRuntimeKeys(p *problems, at func(key ...any) []any, r Runtime) {
 	}
 	if r.MaxConcurrent < 0 {
 		p.add(at("max_concurrent"), "%d: must be 0 (no limit) or more", r.MaxConcurrent)
+	}
+	if r.HealthFailures < 0 {
+		p.add(at("health_failures"), "%d: must be 1 or more", r.HealthFailures)
 	}
 	first := map[string]int{}
 	for i, proto := range r.Protocols {
