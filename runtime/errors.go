@@ -10,6 +10,9 @@ var (
 	// ErrNotReady means the runtime did not answer its health path with the
 	// ready status within its startup timeout.
 	ErrNotReady = errors.New("runtime not ready")
+	// ErrHung means a running runtime stopped answering its health path
+	// (Process.Watch).
+	ErrHung = errors.New("runtime hung")
 	// ErrStopped means the process was stopped while a caller waited for it.
 	ErrStopped = errors.New("runtime stopped")
 )

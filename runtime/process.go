@@ -55,7 +55,23 @@ type Profile struct {
 	// Protocols are the request protocols the runtime speaks
 	// (config.Protocol* names); Forward does not check them.
 	Protocols []string
+	// HealthTimeout bounds each poll of HealthPath, during the start and
+	// in Watch (default 5s).
+	HealthTimeout time.Duration
+	// HealthInterval is how often Watch polls HealthPath (default 10s);
+	// HealthFailures polls in a row without the ready status mean the
+	// runtime hangs (default 3).
+	HealthInterval time.Duration
+	HealthFailures int
 }
+
+// Defaults of the health watch, for a Profile that leaves them zero
+// (config.DefaultHealth* are the documented ones).
+const (
+	defaultHealthTimeout  = 5 * time.Second
+	defaultHealthInterval = 10 * time.Second
+	defaultHealthFailures = 3
+)
 
 // Spec is what Start needs to run a profile for one model.
 type Spec struct {
@@ -98,6 +114,15 @@ type Process struct {
 func Start(ctx context.Context, spec Spec) (*Process, error) {
 	if spec.Logger == nil {
 		spec.Logger = slog.Default()
+	}
+	if spec.Profile.HealthTimeout <= 0 {
+		spec.Profile.HealthTimeout = defaultHealthTimeout
+	}
+	if spec.Profile.HealthInterval <= 0 {
+		spec.Profile.HealthInterval = defaultHealthInterval
+	}
+	if spec.Profile.HealthFailures <= 0 {
+		spec.Profile.HealthFailures = defaultHealthFailures
 	}
 	port, err := freePort()
 	if err != nil {
@@ -144,7 +169,7 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 		log:    log,
 		stop:   stop,
 		exited: make(chan struct{}),
-		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+		client: &http.Client{Timeout: spec.Profile.HealthTimeout, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
 	p.proxy = p.newProxy()
 
@@ -174,7 +199,9 @@ func (p *Process) wait() {
 }
 
 // waitReady polls the health path with backoff until the ready status, the
-// process's exit, the startup timeout or ctx's end.
+// process's exit, the startup timeout or ctx's end. The startup timeout
+// counts from here, just after the process started: whatever the caller
+// waited for before (a pull, a free slot) does not eat into it.
 func (p *Process) waitReady(ctx context.Context) error {
 	prof := p.spec.Profile
 	deadline := time.NewTimer(prof.StartupTimeout)
@@ -205,6 +232,47 @@ func (p *Process) waitReady(ctx context.Context) error {
 	}
 }
 
+// Watch polls the health path every HealthInterval while the process runs,
+// as a liveness probe does. It returns an error wrapping ErrHung once
+// HealthFailures polls in a row got no ready status (no answer within
+// HealthTimeout, a refused connection, another status), and nil when ctx
+// ends or the process exits. It does not stop the process.
+func (p *Process) Watch(ctx context.Context) error {
+	prof := p.spec.Profile
+	healthURL := p.URL() + prof.HealthPath
+	tick := time.NewTimer(prof.HealthInterval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.exited:
+			return nil
+		case <-tick.C:
+		}
+		status, err := p.probe(ctx, healthURL)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil && status == prof.ReadyStatus:
+			failures = 0
+		default:
+			failures++
+			last := "status " + strconv.Itoa(status)
+			if err != nil {
+				last = err.Error()
+			}
+			p.log.Warn("runtime health check failed", "pid", p.PID(), "path", prof.HealthPath, "failures", failures, "of", prof.HealthFailures, "answer", last)
+			if failures >= prof.HealthFailures {
+				return fmt.Errorf("runtime %s for %s: %w: %s did not answer %d %d times in a row, %s apart (timeout %s; last: %s)",
+					prof.Name, p.spec.Model, ErrHung, prof.HealthPath, prof.ReadyStatus, failures, prof.HealthInterval, prof.HealthTimeout, last)
+			}
+		}
+		tick.Reset(prof.HealthInterval)
+	}
+}
+
 func (p *Process) probe(ctx context.Context, url string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -231,6 +299,9 @@ func (p *Process) URL() string { return "http://" + net.JoinHostPort(p.host, str
 
 // PID is the runtime's process id (the leader of its process group).
 func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Port is the 127.0.0.1 port the runtime listens on.
+func (p *Process) Port() int { return p.port }
 
 // Exited is closed when the process has exited, for whatever reason.
 func (p *Process) Exited() <-chan struct{} { return p.exited }

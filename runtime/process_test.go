@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -141,4 +142,70 @@ func TestEnvIsTemplated(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Stop()
+}
+
+// TestWatchReportsAHungRuntime: Watch polls the health path while the
+// process runs; once it stops answering, HealthFailures polls in a row
+// fail and Watch returns ErrHung, leaving the process running.
+func TestWatchReportsAHungRuntime(t *testing.T) {
+	s := spec(t)
+	s.Profile.HealthInterval = 50 * time.Millisecond
+	s.Profile.HealthTimeout = 100 * time.Millisecond
+	s.Profile.HealthFailures = 2
+	p, err := runtime.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	watched := make(chan error, 1)
+	go func() { watched <- p.Watch(t.Context()) }()
+	// Healthy: Watch keeps polling.
+	select {
+	case err := <-watched:
+		t.Fatalf("Watch returned %v while the runtime answers", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	resp, err := http.Post(p.URL()+"/hang", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case err := <-watched:
+		if !errors.Is(err, runtime.ErrHung) || !strings.Contains(err.Error(), "/health did not answer 200 2 times in a row") {
+			t.Fatalf("Watch = %v, want ErrHung naming the path and the count", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Watch did not report the hung runtime within 30s")
+	}
+	select {
+	case <-p.Exited():
+		t.Fatal("Watch stopped the process; the caller decides")
+	default:
+	}
+}
+
+// TestWatchEndsWithTheProcess: a process that exits ends Watch with nil
+// (the exit is the caller's to report), and so does ctx.
+func TestWatchEndsWithTheProcess(t *testing.T) {
+	s := spec(t)
+	s.Profile.HealthInterval = time.Hour
+	p, err := runtime.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched := make(chan error, 1)
+	go func() { watched <- p.Watch(t.Context()) }()
+	p.Stop()
+	select {
+	case err := <-watched:
+		if err != nil {
+			t.Fatalf("Watch = %v after the process exited, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Watch still running 30s after the process exited")
+	}
+	if p.Port() == 0 || !strings.HasSuffix(p.URL(), ":"+strconv.Itoa(p.Port())) {
+		t.Errorf("Port() = %d, URL() = %s", p.Port(), p.URL())
+	}
 }

@@ -342,3 +342,42 @@ func TestIgnoreSIGTERM(t *testing.T) {
 		t.Fatalf("exit code %d after SIGKILL, want -1", code)
 	}
 }
+
+func TestHang(t *testing.T) {
+	p := start(t)
+	if code := do(t, "GET", p.base+"/health", "", nil); code != 200 {
+		t.Fatalf("/health %d before /hang, want 200", code)
+	}
+	var hung map[string]bool
+	if code := do(t, "POST", p.base+"/hang", "", &hung); code != 200 || !hung["hung"] {
+		t.Fatalf("/hang answered %d %v", code, hung)
+	}
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	resp, err := client.Get(p.base + "/health")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("/health answered %s after /hang", resp.Status)
+	}
+	// Everything else still answers.
+	if code := do(t, "GET", p.base+"/stats", "", nil); code != 200 {
+		t.Fatalf("/stats %d after /hang", code)
+	}
+}
+
+func TestReadyFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ready")
+	p := start(t, "--ready-file", file)
+	if code := do(t, "GET", p.base+"/health", "", nil); code != 503 {
+		t.Fatalf("/health %d before the ready file exists, want 503", code)
+	}
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for do(t, "GET", p.base+"/health", "", nil) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready 10s after the ready file appeared")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,7 +1,8 @@
 // Command testruntime is a small model runtime for tests. It serves a
 // llama-server-like HTTP API, reports readiness on /health and can be told to
-// misbehave: be slow to load, never become ready, fail while loading, crash
-// after ready, hold streamed answers until released, or ignore SIGTERM. It
+// misbehave: be slow to load, stay loading until a file exists, never become
+// ready, fail while loading, crash after ready, hang (stop answering its
+// health path), hold streamed answers until released, or ignore SIGTERM. It
 // can also mimic other engines' readiness: another health path
 // (--health-path), another status while loading (--loading-status), or no
 // listening socket at all until loaded (--listen-after-load, as vLLM, TGI and
@@ -17,6 +18,9 @@
 //	GET  /stats    {"requests":N,"cancelled":N,"streams_completed":N,"pid":PID}
 //	POST /release  releases every stream waiting after its first event; {"released":N}
 //	POST /crash    exits with status 2 without answering
+//	POST /hang     from now on the readiness endpoint never answers (it holds each
+//	               request until the client gives up), as a deadlocked engine would;
+//	               {"hung":true}
 //	anything else  echoes the request as JSON, or streams --chunks SSE events when
 //	               the body is a JSON object with "stream": true
 //
@@ -64,6 +68,7 @@ type config struct {
 	healthPath                string
 	loadingStatus             int
 	listenAfterLoad           bool
+	readyFile                 string
 }
 
 // exitCodeError asks main to exit with the given status and print nothing.
@@ -87,6 +92,7 @@ func main() {
 	fl.StringVar(&cfg.healthPath, "health-path", "/health", "path of the readiness endpoint")
 	fl.IntVar(&cfg.loadingStatus, "loading-status", http.StatusServiceUnavailable, "status of the readiness endpoint while loading")
 	fl.BoolVar(&cfg.listenAfterLoad, "listen-after-load", false, "listen only once --start-delay has passed (refuse connections while loading)")
+	fl.StringVar(&cfg.readyFile, "ready-file", "", "after --start-delay, stay loading until this file exists (polled every 20ms)")
 	_ = fl.Parse(os.Args[1:]) // ExitOnError: Parse exits on error.
 	if cfg.port < 0 || cfg.port > 65535 || cfg.chunks < 1 || !strings.HasPrefix(cfg.healthPath, "/") {
 		fmt.Fprintln(os.Stderr, "testruntime: --port (0-65535) is required, --chunks must be at least 1 and --health-path a path")
@@ -218,7 +224,7 @@ type server struct {
 	sum   string
 	files []string
 
-	ready                         atomic.Bool
+	ready, hung                   atomic.Bool
 	requests, cancelled, finished atomic.Int64
 
 	mu  sync.Mutex
@@ -248,6 +254,14 @@ func (s *server) load(ctx context.Context, fatal chan<- int) {
 		return
 	case <-timer.C:
 	}
+	for s.cfg.readyFile != "" {
+		if _, err := os.Stat(s.cfg.readyFile); err == nil {
+			break
+		}
+		if sleep(ctx, 20*time.Millisecond) != nil {
+			return
+		}
+	}
 	switch {
 	case s.cfg.exitAtStart >= 0:
 		fmt.Fprint(os.Stderr, "testruntime: reading tensors\ntestruntime: allocating buffers\nfatal: model load failed (test)\n")
@@ -262,7 +276,11 @@ func (s *server) routes() http.Handler {
 	if s.cfg.healthPath != "/health" {
 		mux.HandleFunc("GET /health", http.NotFound)
 	}
-	mux.HandleFunc("GET "+s.cfg.healthPath, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+s.cfg.healthPath, func(w http.ResponseWriter, r *http.Request) {
+		if s.hung.Load() {
+			<-r.Context().Done()
+			return
+		}
 		if !s.ready.Load() {
 			writeJSON(w, s.cfg.loadingStatus, map[string]any{"error": map[string]any{
 				"code": s.cfg.loadingStatus, "message": "Loading model", "type": "unavailable_error"}})
@@ -284,6 +302,10 @@ func (s *server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]int{"released": n})
 	})
 	mux.HandleFunc("POST /crash", func(http.ResponseWriter, *http.Request) { os.Exit(2) })
+	mux.HandleFunc("POST /hang", func(w http.ResponseWriter, _ *http.Request) {
+		s.hung.Store(true)
+		writeJSON(w, http.StatusOK, map[string]bool{"hung": true})
+	})
 	mux.HandleFunc("/", s.model)
 	return mux
 }
