@@ -345,8 +345,12 @@ func TestIgnoreSIGTERM(t *testing.T) {
 
 func TestHang(t *testing.T) {
 	p := start(t)
-	if code := do(t, "GET", p.base+"/health", "", nil); code != 200 {
-		t.Fatalf("/health %d before /hang, want 200", code)
+	deadline := time.Now().Add(10 * time.Second)
+	for do(t, "GET", p.base+"/health", "", nil) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	var hung map[string]bool
 	if code := do(t, "POST", p.base+"/hang", "", &hung); code != 200 || !hung["hung"] {
