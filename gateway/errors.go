@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/modelgate/modelgate/cache"
 	"github.com/modelgate/modelgate/fetcher"
@@ -26,6 +27,9 @@ type apiError struct {
 var (
 	errBadRequest      = errors.New("bad request")
 	errRequestTooLarge = errors.New("request too large")
+	errAdminOff        = errors.New("admin API off")
+	errUnauthorized    = errors.New("no admin token")
+	errForbidden       = errors.New("wrong admin token")
 )
 
 // errorRow is one row of the table in docs/errors.md: an error of the lower
@@ -42,6 +46,9 @@ type errorRow struct {
 // errors of fetcher/, cache/ and runtime/.
 var errorTable = []errorRow{
 	{errBadRequest, http.StatusBadRequest, "invalid_request_error", "invalid_request", ""},
+	{errAdminOff, http.StatusNotFound, "invalid_request_error", "admin_disabled", ""},
+	{errUnauthorized, http.StatusUnauthorized, "invalid_request_error", "unauthorized", ""},
+	{errForbidden, http.StatusForbidden, "invalid_request_error", "forbidden", ""},
 	{ErrUnknownModel, http.StatusNotFound, "invalid_request_error", "model_not_found", ""},
 	{errRequestTooLarge, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", ""},
 	{fetcher.ErrNotFound, http.StatusNotFound, "not_found_error", "artifact_not_found", ""},
@@ -56,6 +63,9 @@ var errorTable = []errorRow{
 	{unpack.ErrCorrupt, http.StatusBadGateway, "upstream_error", "corrupt_archive", ""},
 	{cache.ErrTooLarge, http.StatusInsufficientStorage, "server_error", "insufficient_storage", ""},
 	{cache.ErrNoSpace, http.StatusInsufficientStorage, "server_error", "cache_full", ""},
+	// Before the runtime rows: the message carries the last failure's.
+	// Retry-After is the rest of the backoff (see toAPIError).
+	{ErrCrashLoop, http.StatusServiceUnavailable, "server_error", "model_failed", "1"},
 	{runtime.ErrNotReady, http.StatusGatewayTimeout, "server_error", "runtime_not_ready", ""},
 	{runtime.ErrExited, http.StatusInternalServerError, "server_error", "runtime_exited", ""},
 	{ErrShuttingDown, http.StatusServiceUnavailable, "server_error", "shutting_down", "1"},
@@ -70,7 +80,12 @@ func toAPIError(err error) *apiError {
 	}
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
-			return &apiError{Status: row.status, Type: row.typ, Code: row.code, Message: err.Error(), RetryAfter: row.retryAfter}
+			ae := &apiError{Status: row.status, Type: row.typ, Code: row.code, Message: err.Error(), RetryAfter: row.retryAfter}
+			var wait interface{ retryAfter() time.Duration }
+			if errors.As(err, &wait) {
+				ae.RetryAfter = retryAfterSeconds(wait.retryAfter())
+			}
+			return ae
 		}
 	}
 	return &apiError{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error", Message: err.Error()}

@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/modelgate/modelgate/cache"
 	"github.com/modelgate/modelgate/fetcher"
-	"github.com/modelgate/modelgate/oci"
 	"github.com/modelgate/modelgate/runtime"
 )
 
@@ -24,32 +22,129 @@ var ErrUnknownModel = errors.New("unknown model")
 // ErrShuttingDown means the gateway is stopping and starts nothing new.
 var ErrShuttingDown = errors.New("gateway shutting down")
 
-// ModelSpec is one configured model: a name bound to a reference and the
-// runtime profile it runs under.
+// ErrCrashLoop means the model's runtime failed RestartPolicy.MaxFailures
+// times within the window and the backoff has not ended yet: no start is
+// tried until then. The error carries when (see retryAfter).
+var ErrCrashLoop = errors.New("runtime failing repeatedly")
+
+// errAbandoned ends a start that waited (for its backoff or a running
+// slot) until nobody wanted it any more. A caller that arrives just then
+// starts again.
+var errAbandoned = errors.New("start abandoned: no caller left")
+
+// ModelSpec is one configured model: a name bound to a reference, the
+// runtime profile it runs under and when it runs.
 type ModelSpec struct {
 	Name    string
 	Ref     string
 	Profile runtime.Profile
+	// IdleTTL stops the runtime once it has had no request for this long;
+	// 0 never stops it.
+	IdleTTL time.Duration
+	// Group names the FleetOptions.GroupMaxRunning entry the model counts
+	// against; "" means none.
+	Group string
+	// Preload starts the model at boot (Fleet.Preload).
+	Preload bool
 }
 
-// Fleet holds every configured model and brings each up on first use.
+// RestartPolicy says when a runtime that failed (exited on its own, hung,
+// or failed to start) may start again. Failures older than Window are
+// forgotten; after the n-th failure within it, no start is tried for
+// Backoff·2^(n-1), at most MaxBackoff. A request in that time waits for
+// the backoff to end, unless MaxFailures failures are within the window:
+// then the model is failed and requests are answered 503 (ErrCrashLoop)
+// with Retry-After until it ends.
+type RestartPolicy struct {
+	Backoff     time.Duration // default 1s
+	MaxBackoff  time.Duration // default 5m
+	MaxFailures int           // default 5
+	Window      time.Duration // default 10m
+}
+
+// Defaults of RestartPolicy, as config.DefaultRestart* documents them.
+const (
+	defaultRestartBackoff     = time.Second
+	defaultRestartMaxBackoff  = 5 * time.Minute
+	defaultRestartMaxFailures = 5
+	defaultRestartWindow      = 10 * time.Minute
+)
+
+// backoff is the wait after the n-th failure within the window.
+func (p RestartPolicy) backoff(n int) time.Duration {
+	d := p.Backoff
+	for i := 1; i < n && d < p.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, p.MaxBackoff)
+}
+
+// FleetOptions configure a Fleet; zero values take the defaults.
+type FleetOptions struct {
+	Logger *slog.Logger // default slog.Default()
+	// MaxRunning bounds the runtimes running at once; 0 means no limit.
+	MaxRunning int
+	// GroupMaxRunning bounds the runtimes running at once among the models
+	// of each group (ModelSpec.Group); a group missing or 0 has no limit.
+	GroupMaxRunning map[string]int
+	Restart         RestartPolicy
+}
+
+// Fleet holds every configured model, brings each up on first use and
+// decides which runtimes may run (max_running). Its methods are safe for
+// concurrent use.
 type Fleet struct {
 	fetcher *fetcher.Fetcher
 	cache   *cache.Cache // the fetcher's
 	log     *slog.Logger
+	opts    FleetOptions
 	models  map[string]*Model
 
-	// stopping is closed by Stop; cold starts in flight watch it.
-	stopping chan struct{}
-	stopOnce sync.Once
-	starts   sync.WaitGroup // cold starts in flight
+	// ctx ends when Stop begins: cold starts and preloads watch it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex // guards closed against starts.Add and bg.Add
+	closed bool
+	starts sync.WaitGroup // cold starts in flight
+	bg     sync.WaitGroup // supervisors, evictions, unloads, preloads
+
+	// Running slots (max_running). Lock order: evictMu, then a model's
+	// mu, then slotMu.
+	evictMu     sync.Mutex // one eviction decision at a time
+	slotMu      sync.Mutex
+	running     map[*Model]struct{} // models whose state holds a slot
+	slotChanged chan struct{}       // closed and replaced when a slot frees or a model turns idle
+	slotWaiters atomic.Int32        // starts waiting for a slot
+
+	preloadMu  sync.Mutex
+	preloading map[string]bool // preloads not yet ready once
 }
 
 // NewFleet returns a fleet of cold models.
-func NewFleet(f *fetcher.Fetcher, specs []ModelSpec, log *slog.Logger) *Fleet {
-	fl := &Fleet{fetcher: f, cache: f.Cache(), log: log, models: map[string]*Model{}, stopping: make(chan struct{})}
+func NewFleet(f *fetcher.Fetcher, specs []ModelSpec, opts FleetOptions) *Fleet {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	r := &opts.Restart
+	if r.Backoff <= 0 {
+		r.Backoff = defaultRestartBackoff
+	}
+	if r.MaxBackoff <= 0 {
+		r.MaxBackoff = max(defaultRestartMaxBackoff, r.Backoff)
+	}
+	if r.MaxFailures <= 0 {
+		r.MaxFailures = defaultRestartMaxFailures
+	}
+	if r.Window <= 0 {
+		r.Window = defaultRestartWindow
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fl := &Fleet{fetcher: f, cache: f.Cache(), log: opts.Logger, opts: opts, models: map[string]*Model{},
+		ctx: ctx, cancel: cancel, running: map[*Model]struct{}{}, slotChanged: make(chan struct{}), preloading: map[string]bool{}}
+	now := time.Now()
 	for _, s := range specs {
-		fl.models[s.Name] = &Model{spec: s, fleet: fl, state: StateCold}
+		fl.models[s.Name] = &Model{spec: s, fleet: fl, state: StateCold, since: now, changed: make(chan struct{})}
 	}
 	return fl
 }
@@ -74,360 +169,267 @@ func (fl *Fleet) Models() []*Model {
 }
 
 func (fl *Fleet) namesList() string {
-	s := ""
-	for i, m := range fl.Models() {
-		if i > 0 {
-			s += ", "
-		}
-		s += m.spec.Name
+	names := make([]string, 0, len(fl.models))
+	for _, m := range fl.Models() {
+		names = append(names, m.spec.Name)
 	}
-	return s
+	return strings.Join(names, ", ")
 }
 
 // Stop refuses new cold starts, cancels those in flight, and stops every
-// runtime process, waiting until all have exited.
+// runtime process, waiting until all have exited and every goroutine of
+// the fleet has ended.
 func (fl *Fleet) Stop() {
-	fl.stopOnce.Do(func() { close(fl.stopping) })
+	fl.mu.Lock()
+	fl.closed = true
+	fl.mu.Unlock()
+	fl.cancel()
 	fl.starts.Wait()
 	var wg sync.WaitGroup
 	for _, m := range fl.models {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m.stop()
+			m.shutdown()
 		}()
 	}
 	wg.Wait()
+	fl.bg.Wait()
+}
+
+// goBackground runs fn on a goroutine that Stop waits for, unless Stop has
+// begun; it reports whether fn runs.
+func (fl *Fleet) goBackground(fn func()) bool {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.closed {
+		return false
+	}
+	fl.bg.Add(1)
+	go func() {
+		defer fl.bg.Done()
+		fn()
+	}()
+	return true
 }
 
 // startContext derives the context of a cold start: it outlives the request
 // that triggered it (other requests wait on the same start) but ends when
-// the fleet stops.
-func (fl *Fleet) startContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	select {
-	case <-fl.stopping:
+// the fleet stops. Call the returned function once the start is over.
+func (fl *Fleet) startContext(ctx context.Context) (context.Context, func(), error) {
+	fl.mu.Lock()
+	if fl.closed {
+		fl.mu.Unlock()
 		return nil, nil, ErrShuttingDown
-	default:
 	}
 	fl.starts.Add(1)
+	fl.mu.Unlock()
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	go func() {
+	unhook := context.AfterFunc(fl.ctx, cancel)
+	return sctx, func() { unhook(); cancel(); fl.starts.Done() }, nil
+}
+
+// acquireSlot moves m, which is resolving, pulling or waiting, to starting
+// once a running slot is free for it under max_running (global, and its
+// group's). While none is, m is waiting, and the least recently used idle
+// model of the full scope (ready, no request in flight or waiting) is
+// stopped to make room, unless one of that scope is already stopping. It
+// waits until ctx ends otherwise: a start waits as long as some caller
+// does.
+func (fl *Fleet) acquireSlot(ctx context.Context, m *Model) error {
+	waiting := false
+	for {
+		fl.evictMu.Lock()
+		m.mu.Lock()
+		fl.slotMu.Lock()
+		scope, full := fl.fullScopeLocked(m)
+		if !full {
+			fl.running[m] = struct{}{}
+			fl.slotMu.Unlock()
+			m.setState(StateStarting)
+			m.mu.Unlock()
+			fl.evictMu.Unlock()
+			return nil
+		}
+		var members []*Model
+		for x := range fl.running {
+			if scope(x) {
+				members = append(members, x)
+			}
+		}
+		// Counted before the members are looked at, so that a model
+		// turning idle from now on wakes this start (slotEvent).
+		fl.slotWaiters.Add(1)
+		wake := fl.slotChanged
+		fl.slotMu.Unlock()
+		if !waiting {
+			waiting = true
+			m.setState(StateWaiting)
+			fl.log.Info("model waits for a running slot", "model", m.spec.Name, "group", m.spec.Group, "max_running", fl.opts.MaxRunning, "running", len(members))
+		}
+		m.mu.Unlock()
+		fl.evictLRU(members)
+		fl.evictMu.Unlock()
 		select {
-		case <-fl.stopping:
-			cancel()
-		case <-sctx.Done():
+		case <-wake:
+			fl.slotWaiters.Add(-1)
+		case <-ctx.Done():
+			fl.slotWaiters.Add(-1)
+			return ctx.Err()
 		}
-	}()
-	return sctx, func() { cancel(); fl.starts.Done() }, nil
-}
-
-// Backend is a ready runtime serving one model digest. While it runs, the
-// model is pinned in the cache (cache.PinModel): no process sharing the
-// cache directory evicts it.
-type Backend struct {
-	Process *runtime.Process
-	Digest  digest.Digest
-	// Origin says how the start chose Digest.
-	Origin Origin
-
-	created time.Time // when the model entered the cache
-	unpin   func()    // releases the pin; safe to call more than once
-}
-
-// Origin is how a cold start chose the digest it serves.
-type Origin struct {
-	// ResolvedAt is when the reference was resolved to the digest: during
-	// this start, or, when Offline, the time the cache remembered. Zero for
-	// a digest reference served from the cache (nothing to resolve).
-	ResolvedAt time.Time
-	// Offline is set when the registry could not be reached and the start
-	// serves the digest the reference last resolved to, from the cache; a
-	// tag may have moved since. The next cold start asks the registry again.
-	Offline bool
-	// Cause is the registry error that sent the start offline.
-	Cause error
-}
-
-// Model is one configured model and its lifecycle:
-//
-//	cold → resolving → pulling → starting → ready → stopped
-//	                                  any → failed → (next request) resolving
-//
-// A ready model whose process exits goes back to cold and is started again
-// by the next request.
-type Model struct {
-	spec   ModelSpec
-	fleet  *Fleet
-	flight singleflight.Group
-
-	mu      sync.Mutex
-	state   State
-	backend *Backend
-	lastErr error
-}
-
-// Name is the model's configured name.
-func (m *Model) Name() string { return m.spec.Name }
-
-// Ref is the model's configured reference.
-func (m *Model) Ref() string { return m.spec.Ref }
-
-// ModelStatus is a snapshot of a model, for GET /v1/models.
-type ModelStatus struct {
-	State State
-	// Digest is the manifest digest served now, "" when no runtime runs;
-	// Origin and Created describe it.
-	Digest  digest.Digest
-	Origin  Origin
-	Created time.Time // when the model entered the cache
-	// Err is the error of the last failed start, if the model is failed.
-	Err error
-}
-
-// Status reports the model's state, what it serves, and the error of the
-// last failed start.
-func (m *Model) Status() ModelStatus {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	st := ModelStatus{State: m.state, Err: m.lastErr}
-	if m.backend != nil {
-		st.Digest, st.Origin, st.Created = m.backend.Digest, m.backend.Origin, m.backend.created
 	}
-	return st
 }
 
-// Acquire returns a ready backend for the model, starting it if it is cold,
-// and records a use of its model in the cache (for LRU eviction): call it
-// once per request. Concurrent callers share one start. A caller whose ctx
-// ends stops waiting without cancelling the start for the others. A failed
-// start is not remembered: the next call tries again.
-func (m *Model) Acquire(ctx context.Context) (*Backend, error) {
-	b, err := m.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// Cheap: the cache throttles its writes of use times.
-	m.fleet.cache.Touch(b.Digest)
-	return b, nil
-}
-
-func (m *Model) acquire(ctx context.Context) (*Backend, error) {
-	if b := m.readyBackend(); b != nil {
-		return b, nil
-	}
-	ch := m.flight.DoChan("start", func() (any, error) {
-		// Re-check inside the flight: a start may have just finished.
-		if b := m.readyBackend(); b != nil {
-			return b, nil
+// fullScopeLocked reports whether m must wait for a slot, and which models
+// could free one: its group's when the group is full, every model when
+// only the global limit is reached. The caller holds slotMu.
+func (fl *Fleet) fullScopeLocked(m *Model) (scope func(*Model) bool, full bool) {
+	if g := m.spec.Group; g != "" {
+		if limit := fl.opts.GroupMaxRunning[g]; limit > 0 {
+			inGroup := func(x *Model) bool { return x.spec.Group == g }
+			n := 0
+			for x := range fl.running {
+				if inGroup(x) {
+					n++
+				}
+			}
+			if n >= limit {
+				return inGroup, true
+			}
 		}
-		sctx, done, err := m.fleet.startContext(ctx)
-		if err != nil {
-			return nil, err
+	}
+	if fl.opts.MaxRunning > 0 && len(fl.running) >= fl.opts.MaxRunning {
+		return func(*Model) bool { return true }, true
+	}
+	return nil, false
+}
+
+// evictLRU stops the least recently used idle model among members, unless
+// one of them is already on its way out. The caller holds evictMu, so two
+// waiting starts never stop two models where one was enough.
+func (fl *Fleet) evictLRU(members []*Model) {
+	var victim *Model
+	var lastUsed time.Time
+	for _, x := range members {
+		x.mu.Lock()
+		freeing := x.state == StateDraining || x.state == StateStopping
+		if !freeing && x.idleLocked() && (victim == nil || x.backend.lastUsed.Before(lastUsed)) {
+			victim, lastUsed = x, x.backend.lastUsed
 		}
-		defer done()
-		return m.coldStart(sctx)
-	})
+		x.mu.Unlock()
+		if freeing {
+			return
+		}
+	}
+	if victim == nil {
+		return
+	}
+	victim.mu.Lock()
+	b := victim.backend
+	ok := victim.idleLocked()
+	if ok {
+		victim.beginStopLocked(b)
+	}
+	victim.mu.Unlock()
+	if ok {
+		fl.log.Info("stopping the least recently used idle model to make room (max_running)", "model", victim.spec.Name, "group", victim.spec.Group, "last_used", lastUsed)
+		fl.bg.Add(1) // within a start: before Stop waits for bg
+		go func() {
+			defer fl.bg.Done()
+			victim.finishStop(b, stopEvicted, nil)
+		}()
+	}
+}
+
+// releaseSlot gives m's slot back and wakes the starts waiting for one.
+// The caller holds m.mu (setState calls it).
+func (fl *Fleet) releaseSlot(m *Model) {
+	fl.slotMu.Lock()
+	delete(fl.running, m)
+	close(fl.slotChanged)
+	fl.slotChanged = make(chan struct{})
+	fl.slotMu.Unlock()
+}
+
+// slotEvent wakes the starts waiting for a slot, if any: a model may have
+// turned idle and can be stopped for them.
+func (fl *Fleet) slotEvent() {
+	if fl.slotWaiters.Load() == 0 {
+		return
+	}
+	fl.slotMu.Lock()
+	close(fl.slotChanged)
+	fl.slotChanged = make(chan struct{})
+	fl.slotMu.Unlock()
+}
+
+// Preload starts every model marked Preload, each on a goroutine of its
+// own, and returns at once. A preload that fails is tried again with the
+// restart backoff (doubling from RestartPolicy.Backoff up to MaxBackoff)
+// until it succeeds or the fleet stops. Ready reports when all have been
+// ready once.
+func (fl *Fleet) Preload() {
+	for _, m := range fl.Models() {
+		if !m.spec.Preload {
+			continue
+		}
+		fl.preloadMu.Lock()
+		fl.preloading[m.spec.Name] = true
+		fl.preloadMu.Unlock()
+		fl.goBackground(func() { fl.preload(m) })
+	}
+}
+
+func (fl *Fleet) preload(m *Model) {
+	log := fl.log.With("model", m.spec.Name)
+	log.Info("preloading model")
+	delay := fl.opts.Restart.Backoff
+	for {
+		err := m.Load(fl.ctx)
+		if err == nil {
+			fl.preloadMu.Lock()
+			delete(fl.preloading, m.spec.Name)
+			fl.preloadMu.Unlock()
+			log.Info("model preloaded")
+			return
+		}
+		if fl.ctx.Err() != nil {
+			return
+		}
+		wait := delay
+		if st := m.Status(); time.Until(st.RetryAt) > wait {
+			wait = time.Until(st.RetryAt)
+		}
+		log.Warn("preload failed; trying again", "error", err, "in", wait.String())
+		if sleep(fl.ctx, wait) != nil {
+			return
+		}
+		delay = min(delay*2, fl.opts.Restart.MaxBackoff)
+	}
+}
+
+// Ready reports whether every preload has been ready once (true when
+// there are none), and the models still preloading, sorted. It is false
+// once Stop has begun.
+func (fl *Fleet) Ready() (bool, []string) {
+	fl.preloadMu.Lock()
+	waiting := make([]string, 0, len(fl.preloading))
+	for name := range fl.preloading {
+		waiting = append(waiting, name)
+	}
+	fl.preloadMu.Unlock()
+	sort.Strings(waiting)
+	return len(waiting) == 0 && fl.ctx.Err() == nil, waiting
+}
+
+// sleep waits d or until ctx ends, and returns ctx's error in that case.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
+	case <-t.C:
+		return nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("model %q: %w", m.spec.Name, ctx.Err())
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*Backend), nil
+		return ctx.Err()
 	}
-}
-
-// readyBackend returns the backend if the model is ready and its process is
-// alive; a dead process sends the model back to cold.
-func (m *Model) readyBackend() *Backend {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.state != StateReady || m.backend == nil {
-		return nil
-	}
-	select {
-	case <-m.backend.Process.Exited():
-		m.fleet.log.Warn("runtime exited; model goes cold", "model", m.spec.Name, "error", m.backend.Process.ExitError())
-		m.backend = nil
-		m.setState(StateCold)
-		return nil
-	default:
-		return m.backend
-	}
-}
-
-func (m *Model) coldStart(ctx context.Context) (*Backend, error) {
-	log := m.fleet.log.With("model", m.spec.Name, "ref", m.spec.Ref)
-	b, err := m.bringUp(ctx, log)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err != nil {
-		log.Error("cold start failed", "error", err)
-		m.lastErr = err
-		m.setState(StateFailed)
-		return nil, err
-	}
-	m.backend, m.lastErr = b, nil
-	m.setState(StateReady)
-	return b, nil
-}
-
-// bringUp finds the model's directory (resolve, pull, or the cache), pins
-// it and starts its runtime. The pin is released when the runtime exits,
-// whatever ends it (stop, crash), or at once if the start fails.
-func (m *Model) bringUp(ctx context.Context, log *slog.Logger) (*Backend, error) {
-	m.transition(StateResolving)
-	model, origin, unpin, err := m.locate(ctx, log)
-	if err != nil {
-		return nil, fmt.Errorf("model %q: %w", m.spec.Name, err)
-	}
-	m.transition(StateStarting)
-	proc, err := runtime.Start(ctx, runtime.Spec{
-		Profile:      m.spec.Profile,
-		Model:        m.spec.Name,
-		ModelDir:     model.Dir,
-		ModelFile:    model.MainFilePath(),
-		Logger:       m.fleet.log,
-		ErrorHandler: writeForwardError,
-	})
-	if err != nil {
-		unpin()
-		if errors.Is(err, context.Canceled) {
-			return nil, fmt.Errorf("model %q: %w", m.spec.Name, ErrShuttingDown)
-		}
-		return nil, fmt.Errorf("model %q: %w", m.spec.Name, err)
-	}
-	b := &Backend{Process: proc, Digest: model.Digest, Origin: origin, created: model.Created, unpin: sync.OnceFunc(unpin)}
-	// A runtime that exits on its own (a crash) releases the pin too; stop
-	// releases it before it returns.
-	go func() {
-		<-proc.Exited()
-		b.unpin()
-	}()
-	return b, nil
-}
-
-// locate returns the cached model to serve and a pin on it (release it
-// once). A digest reference whose model is cached needs no registry. Else
-// the reference is resolved and pulled, and the digest remembered in the
-// cache; when the registry is unreachable, the model the reference last
-// resolved to is served from the cache if it is there (see offline).
-func (m *Model) locate(ctx context.Context, log *slog.Logger) (*cache.Model, Origin, func(), error) {
-	ref := m.spec.Ref
-	pinned := referenceDigest(ref)
-	if pinned != "" {
-		if model, unpin, err := m.cached(pinned); err == nil {
-			log.Info("model in cache", "digest", pinned.String(), "dir", model.Dir)
-			return model, Origin{}, unpin, nil
-		}
-	}
-	desc, err := m.fleet.fetcher.Resolve(ctx, ref)
-	if err != nil {
-		return m.offline(ctx, log, err)
-	}
-	origin := Origin{ResolvedAt: time.Now()}
-	// Pinned before the pull, so that the model cannot be evicted between
-	// its commit and the runtime's start.
-	unpin, err := m.fleet.cache.PinModel(desc.Digest)
-	if err != nil {
-		return nil, Origin{}, nil, err
-	}
-	m.transition(StatePulling)
-	res, err := m.fleet.fetcher.PullDescriptor(ctx, ref, desc)
-	if err != nil {
-		unpin()
-		return m.offline(ctx, log, err)
-	}
-	log.Info("model in cache", "digest", desc.Digest.String(), "downloaded_bytes", res.Downloaded, "dir", res.Model.Dir)
-	// Remembered once the model is complete in the cache, so that the
-	// memory always names a model an offline restart can serve. A digest
-	// reference carries its digest and needs no memory.
-	if pinned == "" {
-		if err := m.fleet.cache.RememberRef(ref, desc.Digest); err != nil {
-			log.Warn("cannot remember the resolved digest; an offline restart will not serve it", "digest", desc.Digest.String(), "error", err)
-		}
-	}
-	return res.Model, origin, unpin, nil
-}
-
-// offline answers a resolve or pull that failed with err: when the
-// registry was unreachable and the model the reference last resolved to is
-// complete in the cache, that model, pinned, marked Offline. Otherwise err.
-func (m *Model) offline(ctx context.Context, log *slog.Logger, err error) (*cache.Model, Origin, func(), error) {
-	if !errors.Is(err, fetcher.ErrUnreachable) || ctx.Err() != nil {
-		return nil, Origin{}, nil, err
-	}
-	d, resolvedAt, lerr := m.fleet.cache.LastResolved(m.spec.Ref)
-	if lerr != nil {
-		if !errors.Is(lerr, cache.ErrModelNotFound) {
-			log.Warn("registry unreachable and the last resolved digest cannot be read", "error", err, "cache_error", lerr)
-		}
-		return nil, Origin{}, nil, err
-	}
-	model, unpin, merr := m.cached(d)
-	if merr != nil {
-		log.Warn("registry unreachable and the model last resolved is no longer in the cache", "digest", d.String(), "resolved_at", resolvedAt, "error", err, "cache_error", merr)
-		return nil, Origin{}, nil, err
-	}
-	log.Warn("registry unreachable; serving the digest last resolved, from the cache (offline)",
-		"digest", d.String(), "resolved_at", resolvedAt, "error", err)
-	return model, Origin{ResolvedAt: resolvedAt, Offline: true, Cause: err}, unpin, nil
-}
-
-// cached pins model d and returns it if it is complete in the cache. The
-// pin comes first, so that the model cannot be evicted between the check
-// and the runtime's start.
-func (m *Model) cached(d digest.Digest) (*cache.Model, func(), error) {
-	unpin, err := m.fleet.cache.PinModel(d)
-	if err != nil {
-		return nil, nil, err
-	}
-	model, err := m.fleet.cache.Model(d)
-	if err != nil {
-		unpin()
-		return nil, nil, err
-	}
-	return model, unpin, nil
-}
-
-// referenceDigest returns the digest a reference names (ref@sha256:...),
-// or "" for a tag, as the fetcher reads it. A reference that does not parse
-// is left to Resolve to refuse.
-func referenceDigest(ref string) digest.Digest {
-	if _, reference, ok, err := oci.ParseLayoutReference(ref); ok {
-		if d, perr := digest.Parse(reference); err == nil && perr == nil {
-			return d
-		}
-		return ""
-	}
-	parsed, err := oci.ParseReference(ref)
-	if err != nil {
-		return ""
-	}
-	d, err := parsed.Digest()
-	if err != nil {
-		return ""
-	}
-	return d
-}
-
-func (m *Model) transition(to State) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.setState(to)
-}
-
-// stop stops the model's runtime, if any. The caller ensures no start is in
-// flight.
-func (m *Model) stop() {
-	m.mu.Lock()
-	b := m.backend
-	m.backend = nil
-	m.mu.Unlock()
-	if b != nil {
-		b.Process.Stop()
-		b.unpin()
-	}
-	m.transition(StateStopped)
 }

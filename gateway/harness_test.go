@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -75,6 +76,7 @@ func profile(t *testing.T, extra ...string) runtime.Profile {
 type gatewayUnderTest struct {
 	url   string
 	srv   *gateway.Server
+	fleet *gateway.Fleet
 	done  chan error
 	cache string
 }
@@ -86,6 +88,11 @@ type gatewayOptions struct {
 	// plainHosts are more registries spoken to over plain HTTP (a fault
 	// proxy in front of the test registry).
 	plainHosts []string
+	// fleet sets max_running, groups and the restart policy (its Logger
+	// is the test's).
+	fleet       gateway.FleetOptions
+	adminToken  string
+	unloadGrace time.Duration
 }
 
 func startGateway(t *testing.T, reg *testregistry.Registry, opts gatewayOptions, specs ...gateway.ModelSpec) *gatewayUnderTest {
@@ -100,7 +107,7 @@ func startGateway(t *testing.T, reg *testregistry.Registry, opts gatewayOptions,
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(failOnBug{slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}), t})
 	plain := map[string]bool{}
 	if reg != nil {
 		plain[reg.Host()] = true
@@ -109,15 +116,42 @@ func startGateway(t *testing.T, reg *testregistry.Registry, opts gatewayOptions,
 		plain[h] = true
 	}
 	f := fetcher.New(c, fetcher.Options{Client: oci.NewClient(oci.ClientOptions{PlainHTTP: plain, Logger: log}), Logger: log})
-	srv := gateway.New(gateway.Options{Fleet: gateway.NewFleet(f, specs, log), MaxRequestBytes: opts.maxRequestBytes, Logger: log})
+	fo := opts.fleet
+	fo.Logger = log
+	fleet := gateway.NewFleet(f, specs, fo)
+	srv := gateway.New(gateway.Options{Fleet: fleet, MaxRequestBytes: opts.maxRequestBytes, Logger: log, AdminToken: opts.adminToken, UnloadGrace: opts.unloadGrace})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gatewayUnderTest{url: "http://" + l.Addr().String(), srv: srv, done: make(chan error, 1), cache: opts.cacheDir}
+	g := &gatewayUnderTest{url: "http://" + l.Addr().String(), srv: srv, fleet: fleet, done: make(chan error, 1), cache: opts.cacheDir}
 	go func() { g.done <- srv.Serve(l) }()
+	fleet.Preload()
 	t.Cleanup(func() { g.stop(t) })
 	return g
+}
+
+// failOnBug fails the test when the gateway logs a state transition its
+// table refuses (gateway/state.go logs it at level Error with this
+// message): every transition the code makes must be in the table.
+type failOnBug struct {
+	slog.Handler
+	t *testing.T
+}
+
+func (h failOnBug) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "BUG: model state transition refused") {
+		h.t.Errorf("gateway refused a state transition: %s", r.Message)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h failOnBug) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return failOnBug{h.Handler.WithAttrs(attrs), h.t}
+}
+
+func (h failOnBug) WithGroup(name string) slog.Handler {
+	return failOnBug{h.Handler.WithGroup(name), h.t}
 }
 
 // stop shuts the gateway down (idempotent).

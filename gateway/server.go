@@ -30,14 +30,25 @@ type Options struct {
 	// MaxRequestBytes caps the bodies the gateway reads to find the model.
 	MaxRequestBytes int64
 	Logger          *slog.Logger
+	// AdminToken is the bearer token of the admin API
+	// (/admin/models/{name}/load|unload); "" turns the admin API off.
+	AdminToken string
+	// UnloadGrace is how long an unload waits for requests in flight
+	// (default 30s).
+	UnloadGrace time.Duration
 }
+
+// defaultUnloadGrace is config.DefaultUnloadGrace.
+const defaultUnloadGrace = 30 * time.Second
 
 // Server is the gateway's HTTP server.
 type Server struct {
-	echo    *echo.Echo
-	fleet   *Fleet
-	maxBody int64
-	log     *slog.Logger
+	echo        *echo.Echo
+	fleet       *Fleet
+	maxBody     int64
+	log         *slog.Logger
+	adminToken  string
+	unloadGrace time.Duration
 }
 
 // DigestHeader carries the manifest digest of the model that answered.
@@ -48,7 +59,10 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{echo: echo.New(), fleet: opts.Fleet, maxBody: opts.MaxRequestBytes, log: opts.Logger}
+	if opts.UnloadGrace <= 0 {
+		opts.UnloadGrace = defaultUnloadGrace
+	}
+	s := &Server{echo: echo.New(), fleet: opts.Fleet, maxBody: opts.MaxRequestBytes, log: opts.Logger, adminToken: opts.AdminToken, unloadGrace: opts.UnloadGrace}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleEchoError
@@ -66,12 +80,19 @@ func New(opts Options) *Server {
 	}))
 
 	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
 	e.GET("/v1/models", s.listModels)
 	for _, p := range []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings"} {
 		e.POST(p, s.openAI)
 	}
+	// GET /models/{name}, exactly, is the model's status; every other
+	// method on it, and anything below /models/{name}/ (GET /models/{name}/
+	// included), reaches the runtime.
 	e.Any("/models/:name", s.byPath)
+	e.GET("/models/:name", s.modelStatus)
 	e.Any("/models/:name/*", s.byPath)
+	e.POST("/admin/models/:name/load", s.adminLoad)
+	e.POST("/admin/models/:name/unload", s.adminUnload)
 	return s
 }
 
@@ -105,13 +126,34 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// healthz is liveness: the gateway answers. It does not wait for preloads
+// or any model (a Kubernetes liveness probe must not restart a gateway
+// whose model is still loading).
 func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// modelEntry is one model in GET /v1/models: the OpenAI list shape (id,
-// object, created, owned_by), with modelgate's own fields beside the
-// standard ones (docs/cache.md, "Offline restarts").
+// readyz is readiness: 200 once every preload model has been ready once
+// (at once without preloads), 503 before, and 503 again once the gateway
+// is shutting down. A model that stops later (idle_ttl, a crash) does not
+// make the gateway unready: the next request starts it again.
+func (s *Server) readyz(c echo.Context) error {
+	ready, waiting := s.fleet.Ready()
+	switch {
+	case ready:
+		return c.JSON(http.StatusOK, map[string]any{"status": "ready"})
+	case len(waiting) > 0:
+		c.Response().Header().Set("Retry-After", "1")
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "preloading", "waiting": waiting})
+	default:
+		c.Response().Header().Set("Retry-After", "1")
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "shutting_down"})
+	}
+}
+
+// modelEntry is one model in GET /v1/models and GET /models/{name}: the
+// OpenAI model shape (id, object, created, owned_by), with modelgate's own
+// fields beside the standard ones (docs/lifecycle.md, docs/cache.md).
 type modelEntry struct {
 	ID      string `json:"id"`
 	Object  string `json:"object"`
@@ -119,7 +161,14 @@ type modelEntry struct {
 	OwnedBy string `json:"owned_by"`
 	Ref     string `json:"ref"`
 	State   State  `json:"state"`
-	Digest  string `json:"digest,omitempty"` // manifest digest served now
+	// Since is when the model entered State.
+	Since  time.Time `json:"since"`
+	Digest string    `json:"digest,omitempty"` // manifest digest served now
+	// PID and Port are the running runtime's (absent when none runs).
+	PID      int        `json:"pid,omitempty"`
+	Port     int        `json:"port,omitempty"`
+	InFlight int        `json:"in_flight"`
+	LastUsed *time.Time `json:"last_used,omitempty"`
 	// ResolvedAt is when Ref was resolved to Digest (absent for a digest
 	// reference served from the cache).
 	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
@@ -128,30 +177,73 @@ type modelEntry struct {
 	// OfflineReason is the registry's error.
 	Offline       bool   `json:"offline"`
 	OfflineReason string `json:"offline_reason,omitempty"`
-	Error         string `json:"error,omitempty"` // of the last failed start
+	// Error is why the model is failed (only while it is).
+	Error string `json:"error,omitempty"`
+	// LastError is the last failure, kept after the model recovers.
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	Restarts    int        `json:"restarts"`
+	// Failures are the runtime failures within the restart window;
+	// RetryAt is when the restart backoff ends; CrashLoop is true while
+	// requests are refused until then.
+	Failures  int        `json:"failures"`
+	RetryAt   *time.Time `json:"retry_at,omitempty"`
+	CrashLoop bool       `json:"crash_loop"`
+	// The model's lifecycle configuration.
+	IdleTTL string `json:"idle_ttl"` // "0s": never stopped for idleness
+	Group   string `json:"group,omitempty"`
+	Preload bool   `json:"preload"`
+}
+
+func entryOf(m *Model) modelEntry {
+	st := m.Status()
+	spec := m.Spec()
+	e := modelEntry{ID: m.Name(), Object: "model", OwnedBy: "modelgate", Ref: m.Ref(), State: st.State, Since: st.Since.UTC(),
+		Digest: st.Digest.String(), PID: st.PID, Port: st.Port, InFlight: st.InFlight, Offline: st.Origin.Offline,
+		Restarts: st.Restarts, Failures: st.Failures, CrashLoop: st.CrashLoop,
+		IdleTTL: spec.IdleTTL.String(), Group: spec.Group, Preload: spec.Preload}
+	if !st.Created.IsZero() {
+		e.Created = st.Created.Unix()
+	}
+	e.LastUsed = utcOrNil(st.LastUsed)
+	e.ResolvedAt = utcOrNil(st.Origin.ResolvedAt)
+	e.LastErrorAt = utcOrNil(st.LastErrAt)
+	e.RetryAt = utcOrNil(st.RetryAt)
+	if st.Origin.Cause != nil {
+		e.OfflineReason = st.Origin.Cause.Error()
+	}
+	if st.Err != nil {
+		e.Error = st.Err.Error()
+	}
+	if st.LastErr != nil {
+		e.LastError = st.LastErr.Error()
+	}
+	return e
+}
+
+func utcOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 func (s *Server) listModels(c echo.Context) error {
 	data := []modelEntry{}
 	for _, m := range s.fleet.Models() {
-		st := m.Status()
-		e := modelEntry{ID: m.Name(), Object: "model", OwnedBy: "modelgate", Ref: m.Ref(), State: st.State, Digest: st.Digest.String(), Offline: st.Origin.Offline}
-		if !st.Created.IsZero() {
-			e.Created = st.Created.Unix()
-		}
-		if at := st.Origin.ResolvedAt; !at.IsZero() {
-			at = at.UTC()
-			e.ResolvedAt = &at
-		}
-		if st.Origin.Cause != nil {
-			e.OfflineReason = st.Origin.Cause.Error()
-		}
-		if st.Err != nil {
-			e.Error = st.Err.Error()
-		}
-		data = append(data, e)
+		data = append(data, entryOf(m))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// modelStatus serves GET /models/{name}: one entry of GET /v1/models.
+func (s *Server) modelStatus(c echo.Context) error {
+	m, err := s.fleet.Model(c.Param("name"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, entryOf(m))
 }
 
 // openAI serves the OpenAI-style routes: the model is the body's "model".
@@ -197,10 +289,11 @@ func (s *Server) forward(c echo.Context, name string, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := m.Acquire(r.Context())
+	b, release, err := m.Acquire(r.Context())
 	if err != nil {
 		return err
 	}
+	defer release()
 	c.Response().Header().Set(DigestHeader, b.Digest.String())
 	b.Process.Forward(c.Response(), r)
 	return nil

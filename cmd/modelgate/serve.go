@@ -27,19 +27,25 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	fleet := gateway.NewFleet(f, specs, fleetOptions(cfg, log))
 	srv := gateway.New(gateway.Options{
-		Fleet:           gateway.NewFleet(f, specs, log),
+		Fleet:           fleet,
 		MaxRequestBytes: int64(cfg.MaxRequestBytes),
 		Logger:          log,
+		AdminToken:      string(cfg.AdminToken),
+		UnloadGrace:     cfg.UnloadGrace.Std(),
 	})
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	log.Info("modelgate listening", "addr", l.Addr().String(), "version", versionString(), "models", len(specs), "cache", cfg.Cache.Dir)
+	log.Info("modelgate listening", "addr", l.Addr().String(), "version", versionString(), "models", len(specs), "cache", cfg.Cache.Dir, "admin_api", cfg.AdminToken != "")
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
+	// In the background: /healthz answers at once, /readyz once every
+	// preload model has been ready.
+	fleet.Preload()
 	select {
 	case err := <-served:
 		srv.Shutdown(context.Background())

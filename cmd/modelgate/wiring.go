@@ -32,6 +32,7 @@ func newFetcher(cfg *config.Config, log *slog.Logger, progressOut io.Writer, mod
 		Concurrency:       cfg.Fetch.Concurrency,
 		MaxManifestBytes:  int64(cfg.Fetch.MaxManifestBytes),
 		MaxBytesPerSecond: int64(cfg.Fetch.MaxBytesPerSecond),
+		ReadTimeout:       cfg.Fetch.PullStallTimeout.Std(),
 		Progress:          progressOut,
 		ProgressMode:      mode,
 		Logger:            log,
@@ -72,9 +73,32 @@ func modelSpecs(cfg *config.Config) ([]gateway.ModelSpec, error) {
 		if !ok {
 			return nil, fmt.Errorf("model %q: runtime %q not defined", m.Name, m.Runtime)
 		}
-		specs = append(specs, gateway.ModelSpec{Name: m.Name, Ref: m.Ref, Profile: profileOf(m.Runtime, r)})
+		spec := gateway.ModelSpec{Name: m.Name, Ref: m.Ref, Profile: profileOf(m.Runtime, r), Group: m.Group, Preload: m.Preload}
+		if m.IdleTTL != nil {
+			spec.IdleTTL = m.IdleTTL.Std()
+		}
+		specs = append(specs, spec)
 	}
 	return specs, nil
+}
+
+// fleetOptions turns the configuration's lifecycle keys into the fleet's.
+func fleetOptions(cfg *config.Config, log *slog.Logger) gateway.FleetOptions {
+	groups := map[string]int{}
+	for name, g := range cfg.Groups {
+		groups[name] = g.MaxRunning
+	}
+	return gateway.FleetOptions{
+		Logger:          log,
+		MaxRunning:      cfg.MaxRunning,
+		GroupMaxRunning: groups,
+		Restart: gateway.RestartPolicy{
+			Backoff:     cfg.Restart.Backoff.Std(),
+			MaxBackoff:  cfg.Restart.MaxBackoff.Std(),
+			MaxFailures: cfg.Restart.MaxFailures,
+			Window:      cfg.Restart.Window.Std(),
+		},
+	}
 }
 
 func profileOf(name string, r config.Runtime) runtime.Profile {
@@ -90,6 +114,9 @@ func profileOf(name string, r config.Runtime) runtime.Profile {
 		StopTimeout:    r.StopTimeout.Std(),
 		MaxConcurrent:  r.MaxConcurrent,
 		Protocols:      r.Protocols,
+		HealthTimeout:  r.HealthTimeout.Std(),
+		HealthInterval: r.HealthInterval.Std(),
+		HealthFailures: r.HealthFailures,
 	}
 }
 
