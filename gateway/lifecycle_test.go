@@ -683,3 +683,25 @@ func adminRequest(t *testing.T, g *gatewayUnderTest, path, token string) *http.R
 	}
 	return req
 }
+
+// TestFailedPreloadIsRetriedAndKeepsTheGatewayUnready: a preload whose
+// runtime cannot start is tried again by itself, with the backoff, and
+// /readyz stays 503 meanwhile.
+func TestFailedPreloadIsRetriedAndKeepsTheGatewayUnready(t *testing.T) {
+	reg := testregistry.Start(t)
+	a := pushModel(t, reg, "models/tiny", "v1")
+	g := startGateway(t, reg, gatewayOptions{fleet: gateway.FleetOptions{Restart: gateway.RestartPolicy{Backoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}}},
+		gateway.ModelSpec{Name: "tiny", Ref: a.ref, Profile: profile(t, "--exit-at-start", "3"), Preload: true})
+	var st modelStatus
+	waitFor(t, "the preload to be tried again", func() bool {
+		st = getStatus(t, g, "tiny")
+		return st.Restarts >= 1 && st.State == "failed"
+	})
+	if !strings.Contains(st.Error, "exit status 3") {
+		t.Errorf("failed preload status = %+v", st)
+	}
+	resp, data := do(t, "GET", g.url+"/readyz", "")
+	if resp.StatusCode != 503 || !strings.Contains(string(data), `"waiting":["tiny"]`) {
+		t.Errorf("/readyz with a failing preload = %d %s", resp.StatusCode, data)
+	}
+}

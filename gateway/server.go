@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -49,6 +50,9 @@ type Server struct {
 	log         *slog.Logger
 	adminToken  string
 	unloadGrace time.Duration
+	// shuttingDown is set when Shutdown begins: /readyz answers 503 to
+	// the connections still open.
+	shuttingDown atomic.Bool
 }
 
 // DigestHeader carries the manifest digest of the model that answered.
@@ -114,6 +118,7 @@ func (s *Server) Serve(l net.Listener) error {
 // until ctx ends, then stops every runtime. It returns ctx's error if
 // requests were still running when it ended.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shuttingDown.Store(true)
 	err := s.echo.Shutdown(ctx)
 	if err != nil {
 		// Grace is over: cut the remaining connections.
@@ -140,14 +145,14 @@ func (s *Server) healthz(c echo.Context) error {
 func (s *Server) readyz(c echo.Context) error {
 	ready, waiting := s.fleet.Ready()
 	switch {
-	case ready:
-		return c.JSON(http.StatusOK, map[string]any{"status": "ready"})
-	case len(waiting) > 0:
-		c.Response().Header().Set("Retry-After", "1")
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "preloading", "waiting": waiting})
-	default:
+	case s.shuttingDown.Load() || (!ready && len(waiting) == 0):
 		c.Response().Header().Set("Retry-After", "1")
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "shutting_down"})
+	case ready:
+		return c.JSON(http.StatusOK, map[string]any{"status": "ready"})
+	default:
+		c.Response().Header().Set("Retry-After", "1")
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "preloading", "waiting": waiting})
 	}
 }
 
