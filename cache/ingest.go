@@ -129,10 +129,10 @@ func (w *BlobWriter) Append(ctx context.Context, r io.Reader) (int64, error) {
 	buf := make([]byte, ingestBufSize)
 	var written, flushed int64
 	from := w.off
-	defer func() { startWriteback(w.f, from+flushed, written-flushed) }()
+	defer func() { w.startWriteback(from+flushed, written-flushed) }()
 	for {
 		if written-flushed >= writebackChunk {
-			startWriteback(w.f, from+flushed, written-flushed)
+			w.startWriteback(from+flushed, written-flushed)
 			flushed = written
 		}
 		nr, rerr := lr.Read(buf)

@@ -178,10 +178,10 @@ func (w *RangeWriter) CopyAt(ctx context.Context, off, end int64, r io.Reader) (
 	}
 	buf := make([]byte, min(ingestBufSize, end-off))
 	var written, flushed int64
-	defer func() { startWriteback(w.f, off+flushed, written-flushed) }()
+	defer func() { w.startWriteback(off+flushed, written-flushed) }()
 	for written < end-off {
 		if written-flushed >= writebackChunk {
-			startWriteback(w.f, off+flushed, written-flushed)
+			w.startWriteback(off+flushed, written-flushed)
 			flushed = written
 		}
 		if err := ctx.Err(); err != nil {
