@@ -112,6 +112,20 @@ func parseInterspersed(set *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// openWithoutArgs parses args for a command that takes only flags,
+// refuses any argument, and opens the cache as open does.
+func (f *cacheFlags) openWithoutArgs(set *flag.FlagSet, args []string) (*cache.Cache, *config.Config, error) {
+	pos, err := parseInterspersed(set, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(pos) != 0 {
+		set.Usage()
+		return nil, nil, fmt.Errorf("%s takes no arguments", strings.TrimPrefix(set.Name(), "cache "))
+	}
+	return f.open(set)
+}
+
 // open finds the cache directory and opens the cache. With --cache-dir and
 // no explicit --config, no configuration is read (cfg is nil: no budget
 // and no model names); otherwise the configuration is loaded as by every
@@ -186,15 +200,7 @@ type cacheListing struct {
 // no lock: it reads the directory as it is.
 func cacheList(args []string, stdout, stderr io.Writer) error {
 	set, f := newCacheFlagSet("ls", "", stderr)
-	pos, err := parseInterspersed(set, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		set.Usage()
-		return errors.New("ls takes no arguments")
-	}
-	c, _, err := f.open(set)
+	c, _, err := f.openWithoutArgs(set, args)
 	if err != nil {
 		return err
 	}
@@ -419,15 +425,7 @@ func cachePrune(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	set, f := newCacheFlagSet("prune", "", stderr)
 	var maxBytes byteSizeFlag
 	set.Var(&maxBytes, "max-bytes", "evict down to this size, e.g. 10GiB (default: the configuration's cache.max_bytes; 0: only orphan blobs)")
-	pos, err := parseInterspersed(set, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		set.Usage()
-		return errors.New("prune takes no arguments")
-	}
-	c, cfg, err := f.open(set)
+	c, cfg, err := f.openWithoutArgs(set, args)
 	if err != nil {
 		return err
 	}
@@ -475,15 +473,7 @@ func cachePrune(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // prints the report; it exits 1 when it found corruption.
 func cacheVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	set, f := newCacheFlagSet("verify", "", stderr)
-	pos, err := parseInterspersed(set, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		set.Usage()
-		return errors.New("verify takes no arguments")
-	}
-	c, _, err := f.open(set)
+	c, _, err := f.openWithoutArgs(set, args)
 	if err != nil {
 		return err
 	}
