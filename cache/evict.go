@@ -90,7 +90,7 @@ func (c *Cache) Reserve(ctx context.Context, need int64) (release func(), err er
 			used -= freed
 			continue
 		}
-		freed, ok, err := c.evictOldest()
+		_, freed, ok, err := c.evictOldest()
 		if err != nil {
 			return nil, err
 		}
@@ -110,9 +110,9 @@ func (c *Cache) Reserve(ctx context.Context, need int64) (release func(), err er
 }
 
 // evictOldest evicts the least recently used model that no one holds and
-// returns the bytes freed; ok is false when every model is held (or there
-// is none). The gc lock is held.
-func (c *Cache) evictOldest() (freed int64, ok bool, err error) {
+// returns it and the bytes freed; ok is false when every model is held (or
+// there is none). The gc lock is held.
+func (c *Cache) evictOldest() (d digest.Digest, freed int64, ok bool, err error) {
 	c.index.mu.Lock()
 	order := c.index.recency.Keys()
 	c.index.mu.Unlock()
@@ -122,11 +122,11 @@ func (c *Cache) evictOldest() (freed int64, ok bool, err error) {
 			continue
 		}
 		if err != nil {
-			return 0, false, err
+			return "", 0, false, err
 		}
-		return freed, true, nil
+		return d, freed, true, nil
 	}
-	return 0, false, nil
+	return "", 0, false, nil
 }
 
 // evict removes model d unless someone holds it (ErrPinned), then every blob
@@ -269,27 +269,16 @@ func (c *Cache) Prune(ctx context.Context, maxBytes int64) (PruneReport, error) 
 		if err := ctx.Err(); err != nil {
 			return rep, fmt.Errorf("prune cache: %w", context.Cause(ctx))
 		}
-		c.index.mu.Lock()
-		order := c.index.recency.Keys()
-		c.index.mu.Unlock()
-		evicted := false
-		for _, d := range order {
-			freed, err := c.evict(d)
-			if errors.Is(err, ErrPinned) {
-				continue
-			}
-			if err != nil {
-				return rep, err
-			}
-			rep.Models = append(rep.Models, d)
-			rep.Freed += freed
-			used -= freed
-			evicted = true
-			break
+		d, freed, ok, err := c.evictOldest()
+		if err != nil {
+			return rep, err
 		}
-		if !evicted {
+		if !ok {
 			break // every model left is in use
 		}
+		rep.Models = append(rep.Models, d)
+		rep.Freed += freed
+		used -= freed
 	}
 	rep.Used, err = c.scanUsage()
 	return rep, err
