@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelgate/modelgate/bench/internal/benchproc"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
@@ -156,7 +158,7 @@ func (fx *fixture) digestRef() string {
 // discard port; never contacted, since nothing requests them) and are not
 // in the cache. It returns the file and the gateway's base URL.
 func (fx *fixture) gatewayConfig(models int) (path, base string, err error) {
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return "", "", err
 	}

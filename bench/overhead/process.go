@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/modelgate/modelgate/bench/internal/benchproc"
 )
 
 const (
@@ -39,12 +39,12 @@ type childSpec struct {
 type child struct {
 	spec   childSpec
 	cmd    *exec.Cmd
-	begin  time.Time     // just before exec
-	tail   *tailBuffer   // output, when spec.logFile is ""
-	log    *os.File      // output, when spec.logFile is set; closed by stop
-	cancel func()        // starts the stop signal, SIGKILL sequence
-	exited chan struct{} // closed once the process has exited
-	err    error         // Wait's error, set before exited is closed
+	begin  time.Time             // just before exec
+	tail   *benchproc.TailBuffer // output, when spec.logFile is ""
+	log    *os.File              // output, when spec.logFile is set; closed by stop
+	cancel func()                // starts the stop signal, SIGKILL sequence
+	exited chan struct{}         // closed once the process has exited
+	err    error                 // Wait's error, set before exited is closed
 }
 
 // startChild starts the process of spec. The process lives until stop or
@@ -72,7 +72,7 @@ func startChild(ctx context.Context, spec childSpec) (*child, error) {
 		c.log = f
 		cmd.Stdout, cmd.Stderr = f, f
 	} else {
-		c.tail = &tailBuffer{max: outputKept}
+		c.tail = benchproc.NewTailBuffer(outputKept)
 		cmd.Stdout, cmd.Stderr = c.tail, c.tail
 	}
 	c.begin = time.Now()
@@ -144,40 +144,6 @@ func (c *child) output() string {
 	}
 	data, _ := io.ReadAll(io.LimitReader(f, outputKept))
 	return string(data)
-}
-
-// freePort returns a port that was free on 127.0.0.1 a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tailBuffer keeps the last max bytes written to it. It is safe for
-// concurrent use.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }
 
 // execCommand is a command this program runs to its end; the kernel kills

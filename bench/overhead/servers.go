@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/modelgate/modelgate/bench/internal/benchproc"
 )
 
 const (
@@ -93,7 +95,7 @@ func (g *gateway) runtimePort(model string) (int, error) {
 // would, and returns it once /health answers 200, with its base URL and
 // the time from exec to that answer.
 func startRuntime(ctx context.Context, fx *fixture) (*child, string, time.Duration, error) {
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, "", 0, err
 	}
@@ -156,7 +158,7 @@ func startNginx(ctx context.Context, fx *fixture, upstreamPort int) (*child, str
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
 		return nil, "", fmt.Errorf("start nginx: %w", err)
 	}
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, "", err
 	}

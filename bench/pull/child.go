@@ -9,9 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/modelgate/modelgate/bench/internal/benchproc"
 )
 
 // exit is what one child process cost.
@@ -45,7 +46,7 @@ func runChild(ctx context.Context, timeout time.Duration, dir, bin string, args 
 	// Stop this process only, by its own pid: SIGTERM, SIGKILL after stopGrace.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = stopGrace
-	out := &tailBuffer{max: outputKept}
+	out := benchproc.NewTailBuffer(outputKept)
 	cmd.Stdout, cmd.Stderr = out, out
 	name := commandName(bin, args)
 	if err := cmd.Start(); err != nil {
@@ -80,28 +81,4 @@ func commandName(bin string, args []string) string {
 		parts = append(parts, args[0])
 	}
 	return strings.Join(parts, " ")
-}
-
-// tailBuffer keeps the last max bytes written to it. It is safe for
-// concurrent use.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/modelgate/modelgate/bench/internal/benchproc"
 )
 
 const (
@@ -30,7 +32,7 @@ const (
 type registry struct {
 	addr   string // 127.0.0.1:PORT
 	cmd    *exec.Cmd
-	output *tailBuffer
+	output *benchproc.TailBuffer
 	cancel func()        // starts the SIGTERM, SIGKILL sequence
 	exited chan struct{} // closed once the process has exited
 	err    error         // Wait's error, set before exited is closed
@@ -50,7 +52,7 @@ func findRegistry() (string, error) {
 // starts bin on a free port; it returns once GET /v2/ answers 200. On error
 // the process is already stopped.
 func startRegistry(ctx context.Context, bin, dir string) (*registry, error) {
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +67,7 @@ func startRegistry(ctx context.Context, bin, dir string) (*registry, error) {
 	// Stop this process only, by its own pid: SIGTERM, SIGKILL after stopGrace.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = stopGrace
-	out := &tailBuffer{max: outputKept}
+	out := benchproc.NewTailBuffer(outputKept)
 	cmd.Stdout, cmd.Stderr = out, out
 	r := &registry{addr: addr, cmd: cmd, output: out, cancel: cancel, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
@@ -136,14 +138,4 @@ func (r *registry) waitReady(ctx context.Context) error {
 func (r *registry) stop() {
 	r.cancel()
 	<-r.exited
-}
-
-// freePort returns a port that was free on 127.0.0.1 a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

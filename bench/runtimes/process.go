@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os/exec"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/modelgate/modelgate/bench/internal/benchproc"
 )
 
 const (
@@ -29,10 +29,10 @@ type server struct {
 	prog   program
 	cmd    *exec.Cmd
 	client *client
-	output *tailBuffer   // the process's stdout and stderr, last outputKept bytes
-	cancel func()        // starts the SIGTERM, SIGKILL sequence
-	exited chan struct{} // closed once the process has exited
-	err    error         // Wait's error, set before exited is closed
+	output *benchproc.TailBuffer // the process's stdout and stderr, last outputKept bytes
+	cancel func()                // starts the SIGTERM, SIGKILL sequence
+	exited chan struct{}         // closed once the process has exited
+	err    error                 // Wait's error, set before exited is closed
 }
 
 // start launches prog on a free 127.0.0.1 port and returns it once GET
@@ -40,7 +40,7 @@ type server struct {
 // the process is stopped before start returns; the error wraps errExited if
 // the process ended first, errNotHealthy if timeout passed first.
 func start(ctx context.Context, prog program, timeout time.Duration) (*server, time.Duration, error) {
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, 0, fmt.Errorf("start %s: %w", prog.name, err)
 	}
@@ -50,7 +50,7 @@ func start(ctx context.Context, prog program, timeout time.Duration) (*server, t
 	// Stop this process only, by its own pid: SIGTERM, SIGKILL after stopGrace.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = stopGrace
-	out := &tailBuffer{max: outputKept}
+	out := benchproc.NewTailBuffer(outputKept)
 	cmd.Stdout, cmd.Stderr = out, out
 	s := &server{
 		prog:   prog,
@@ -108,38 +108,4 @@ func (s *server) stop() {
 	s.cancel()
 	<-s.exited
 	s.client.close()
-}
-
-// freePort returns a port that was free on 127.0.0.1 a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tailBuffer keeps the last max bytes written to it. It is safe for
-// concurrent use.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }
